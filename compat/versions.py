@@ -1,0 +1,199 @@
+"""THE table of upstream behaviour changes ("gates") that the preparation and the codemod depend on.
+
+Each gate says what changed, the first release with the new behaviour, where upstream said so, and when we may
+delete the gate. Installed versions come from package metadata: nothing here imports torch, transformers, peft or
+bitsandbytes. `python -m compat.versions` prints the installed stack and which side of every gate it is on.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+
+from packaging.version import Version
+
+STACK = ("python", "torch", "transformers", "peft", "bitsandbytes", "accelerate", "trl", "libcst")
+
+
+@dataclass(frozen=True)
+class Gate:
+    name: str
+    since: tuple[tuple[str, str], ...]  # (package, first version with the new behaviour); all must hold
+    old: str  # behaviour below the gate
+    new: str  # behaviour from the gate on
+    link: str  # upstream release, issue or PR
+    delete_when: str  # the condition under which the gate (and the code behind it) can go
+
+    @property
+    def package(self) -> str:
+        return "+".join(pkg for pkg, _ in self.since)
+
+    @property
+    def requirement(self) -> str:
+        return ", ".join(f"{pkg}>={ver}" for pkg, ver in self.since)
+
+    def side(self, versions: dict[str, Version | None] | None = None) -> str | None:
+        """'new', 'old', or None when a package of the gate is not installed."""
+        versions = versions if versions is not None else installed_versions()
+        sides = []
+        for pkg, ver in self.since:
+            have = versions.get(pkg)
+            if have is None:
+                return None
+            sides.append(Version(have.base_version) >= Version(ver))
+        return "new" if all(sides) else "old"
+
+
+GATES: tuple[Gate, ...] = (
+    Gate(
+        "dtype_kwarg",
+        (("transformers", "4.56.0"),),
+        "from_pretrained takes only torch_dtype=; dtype= breaks config serialisation (TypeError)",
+        "dtype= is the keyword; torch_dtype= still accepted with a deprecation log",
+        "https://github.com/huggingface/transformers/releases/tag/v4.56.0",
+        "the minimum supported transformers is >= 4.56",
+    ),
+    Gate(
+        "default_dtype_auto",
+        (("transformers", "5.0.0"),),
+        "no dtype given -> float32",
+        "no dtype given -> 'auto' (the checkpoint's dtype)",
+        "https://github.com/huggingface/transformers/releases/tag/v5.0.0",
+        "never: always passing a dtype is right on both sides",
+    ),
+    Gate(
+        "load_in_kbit_removed",
+        (("transformers", "5.0.0"),),
+        "from_pretrained(load_in_4bit=/load_in_8bit=) accepted with a deprecation log",
+        "those keywords raise TypeError; pass quantization_config=BitsAndBytesConfig(...)",
+        "https://github.com/huggingface/transformers/releases/tag/v5.0.0",
+        "the minimum supported transformers is >= 5.0 (quantization_config works everywhere we support)",
+    ),
+    Gate(
+        "non_reentrant_default",
+        (("transformers", "5.0.0"),),
+        "gradient checkpointing defaults to use_reentrant=True",
+        "gradient checkpointing defaults to use_reentrant=False",
+        "https://github.com/huggingface/transformers/releases/tag/v5.0.0",
+        "the minimum supported transformers is >= 5.0",
+    ),
+    Gate(
+        "activation_checkpointing_names",
+        (("transformers", "5.23.0"),),
+        "only gradient_checkpointing_enable/_disable, is_gradient_checkpointing, TrainingArguments.gradient_checkpointing*",
+        "activation_checkpointing* names; the old ones are aliases that emit FutureWarning (removed in v6)",
+        "https://github.com/huggingface/transformers/releases/tag/v5.23.0",
+        "the minimum supported transformers is >= 5.23",
+    ),
+    Gate(
+        "input_grads_builtin",
+        (("transformers", "5.0.0"),),
+        "Trainer + get_peft_model + gradient checkpointing fails: no input requires grad (transformers #42489)",
+        "the input-grad hook is registered for text models; calling enable_input_require_grads() again is harmless",
+        "https://github.com/huggingface/transformers/issues/42489",
+        "the minimum supported transformers is >= 5.0 and multimodal models are covered upstream",
+    ),
+    Gate(
+        "hybrid_cache_removed",
+        (("transformers", "5.0.0"),),
+        "transformers.HybridCache exists",
+        "HybridCache is gone, so `import peft` fails for peft 0.16.0-0.17.1 (compat patches an alias back in)",
+        "https://github.com/huggingface/peft/pull/2735",
+        "the minimum supported peft is >= 0.18",
+    ),
+    Gate(
+        "bnb_cpu_kbit",
+        (("transformers", "4.53.0"), ("bitsandbytes", "0.47.0")),
+        "bitsandbytes 4-bit/8-bit layers fail on the CPU",
+        "bitsandbytes 4-bit (nf4/fp4) and 8-bit run on the CPU",
+        "https://github.com/bitsandbytes-foundation/bitsandbytes/releases/tag/0.47.0",
+        "the minimum supported transformers is >= 4.53 and bitsandbytes >= 0.47",
+    ),
+    Gate(
+        "autocast_adapter_dtype_kwarg",
+        (("peft", "0.12.0"),),
+        "get_peft_model has no autocast_adapter_dtype keyword",
+        "autocast_adapter_dtype keyword, default True: fp16/bf16 adapters are upcast to fp32",
+        "https://github.com/huggingface/peft/pull/1706",
+        "the minimum supported peft is >= 0.12 (it is today: the gate only guards the keyword)",
+    ),
+    Gate(
+        "autocast_adapter_dtype_4bit",
+        (("peft", "0.19.0"),),
+        "autocast_adapter_dtype=False is ignored on 4-bit bases: adapters stay fp32",
+        "on 4-bit bases adapters take the compute dtype when autocast_adapter_dtype=False (8-bit still fp32)",
+        "https://github.com/huggingface/peft/issues/2889",
+        "never on its own: the bf16 cast of step 6 is wanted on both sides (QLoRA paper)",
+    ),
+    Gate(
+        "int8_training_removed",
+        (("peft", "0.10.0"),),
+        "prepare_model_for_int8_training is a deprecated alias",
+        "prepare_model_for_int8_training is gone; use prepare_model_for_kbit_training",
+        "https://github.com/huggingface/peft/releases/tag/v0.10.0",
+        "never for the codemod (old scripts keep existing); no runtime code depends on it",
+    ),
+    Gate(
+        "kbit_auto_clear_cache",
+        (("peft", "0.20.0"),),
+        "prepare_model_for_kbit_training(model, use_gradient_checkpointing, gradient_checkpointing_kwargs)",
+        "adds auto_clear_cache=; the fp32 upcast of every non-quantized fp16/bf16 parameter is unchanged",
+        "https://github.com/huggingface/peft/releases/tag/v0.20.0",
+        "the minimum supported peft is >= 0.20",
+    ),
+    Gate(
+        "python_floor",
+        (("transformers", "5.0.0"),),
+        "transformers 4.x and peft <= 0.17 run on Python 3.9",
+        "transformers 5.x and peft >= 0.18 need Python >= 3.10 (transformers 5.24: >= 3.11)",
+        "https://github.com/huggingface/transformers/releases/tag/v5.0.0",
+        "our own floor is already Python 3.10: informational",
+    ),
+)
+
+GATES_BY_NAME: dict[str, Gate] = {gate.name: gate for gate in GATES}
+
+
+@functools.lru_cache(maxsize=None)
+def installed(package: str) -> Version | None:
+    """The installed version of `package` (from its metadata, never by importing it), or None."""
+    if package == "python":
+        return Version(".".join(map(str, sys.version_info[:3])))
+    try:
+        return Version(metadata.version(package))
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def installed_versions() -> dict[str, Version | None]:
+    packages = {pkg for gate in GATES for pkg, _ in gate.since} | set(STACK)
+    return {pkg: installed(pkg) for pkg in sorted(packages)}
+
+
+def is_new(name: str) -> bool:
+    """True when the installed stack is on the new side of gate `name` (False when a package is missing)."""
+    return GATES_BY_NAME[name].side() == "new"
+
+
+def at_least(package: str, version: str) -> bool:
+    have = installed(package)
+    return have is not None and Version(have.base_version) >= Version(version)
+
+
+def render(versions: dict[str, Version | None] | None = None) -> str:
+    versions = versions if versions is not None else installed_versions()
+    lines = ["Installed stack:"]
+    for pkg in STACK:
+        lines.append(f"  {pkg:<13} {versions.get(pkg) or 'not installed'}")
+    lines.append("")
+    lines.append(f"  {'gate':<31} {'new behaviour since':<46} side")
+    for gate in GATES:
+        side = gate.side(versions) or "n/a (not installed)"
+        lines.append(f"  {gate.name:<31} {gate.requirement:<46} {side}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(render())

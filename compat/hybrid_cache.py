@@ -1,0 +1,61 @@
+"""Guard for `import peft` on peft 0.16.0-0.17.1 with transformers >= 5.0 (gate `hybrid_cache_removed`).
+
+Those peft releases do `from transformers import ..., HybridCache, ...` at import time; transformers 5.0 removed the
+class (transformers PR #43168), so `import peft` fails; peft 0.18.0 fixed it (peft PR #2735). We put a placeholder
+class back under that name instead of refusing to run, because pinning peft is often not the user's choice (another
+package pins it) and peft only needs the name for a prefix-tuning code path of Gemma-2/3. The placeholder subclasses
+`Cache`, so nothing is ever an instance of it: isinstance checks stay false, as they are on transformers 5.
+
+Delete this module when the minimum supported peft is >= 0.18.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import sys
+
+from compat import versions
+
+
+def needed() -> bool:
+    peft = versions.installed("peft")
+    return (
+        peft is not None
+        and versions.is_new("hybrid_cache_removed")
+        and not versions.at_least("peft", "0.18.0")
+        and versions.at_least("peft", "0.16.0")
+    )
+
+
+def patch() -> bool:
+    """Make `from transformers import HybridCache` work again where needed. Returns True if it patched."""
+    if not needed():
+        return False
+    import transformers
+    import transformers.cache_utils as cache_utils
+
+    if getattr(cache_utils, "HybridCache", None) is not None:
+        return False
+
+    class HybridCache(cache_utils.Cache):  # noqa: D401 - placeholder, see the module docstring
+        """Placeholder for the class removed in transformers 5.0, so that peft 0.16-0.17 imports."""
+
+    cache_utils.HybridCache = HybridCache
+    setattr(transformers, "HybridCache", HybridCache)  # `from X import name` finds module attributes first
+    return True
+
+
+class _PatchBeforePeft(importlib.abc.MetaPathFinder):
+    """Applies `patch()` the first time anything imports peft, then steps aside."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname == "peft":
+            sys.meta_path.remove(self)
+            patch()
+        return None  # let the normal finders import it
+
+
+def install() -> None:
+    """Called by `import compat`: costs two metadata look-ups, imports nothing heavy."""
+    if needed() and "peft" not in sys.modules and not any(isinstance(f, _PatchBeforePeft) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PatchBeforePeft())

@@ -1,0 +1,24 @@
+"""The codemod rules, one module per rule, and the registry.
+
+To add a rule: write ``codemods/<name>.py`` (see the guide in ``codemods/base.py``), then append ONE import line
+below and the class to ``RULES``. The order of ``RULES`` is the order the rules run in on a file (and in
+``--list-rules``). Nothing in this package imports torch, transformers, peft or bitsandbytes.
+"""
+
+from __future__ import annotations
+
+from codemods.base import Finding, Rule, Settings
+from codemods.peft_int8_training import PeftInt8Training
+
+RULES: list[type[Rule]] = [
+    PeftInt8Training,
+]
+
+
+
+def rules_by_id() -> dict[str, type[Rule]]:
+    """id -> rule class (built lazily so that appending to RULES after import still works)."""
+    return {rule.id: rule for rule in RULES}
+
+
+__all__ = ["Finding", "Rule", "Settings", "RULES", "rules_by_id"]

@@ -1,0 +1,180 @@
+"""Shared machinery for rules that replace one imported function (a TRL or peft helper) by another call.
+
+A `FunctionRule` knows the modules the old function was importable from; it finds every reference whose qualified
+names ALL resolve to one of those (any import form: aliases, multi-name and parenthesised imports, function-local
+imports, `import trl.models.utils as U`, fully qualified `trl.trainer.peft_module_casting_to_bf16`), rewrites calls
+with `rewrite_call`, other references with `rewrite_reference`, and schedules the old imports for removal (libcst
+removes them only when nothing uses them any more; emptied try/except and if/else fallbacks are collapsed).
+A name that resolves to the old function *and* to something else (e.g. a fallback that assigns None) is left alone
+with a TODO comment.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Sequence
+
+import libcst as cst
+
+from codemods.base import Rule
+
+COMPAT = "compat"
+
+
+def dotted(node: cst.BaseExpression | None) -> str | None:
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        base = dotted(node.value)
+        return f"{base}.{node.attr.value}" if base else None
+    return None
+
+
+def compat_attr(name: str) -> cst.Attribute:
+    return cst.Attribute(value=cst.Name(COMPAT), attr=cst.Name(name))
+
+
+def bound_args(args: Sequence[cst.Arg], params: Sequence[str]) -> dict[str, cst.Arg] | None:
+    """Map call arguments to parameter names; None when there is `*x`/`**x` or an unknown keyword."""
+    out: dict[str, cst.Arg] = {}
+    for i, arg in enumerate(args):
+        if arg.star:
+            return None
+        if arg.keyword is None:
+            if i >= len(params):
+                return None
+            out[params[i]] = arg
+        else:
+            if arg.keyword.value not in params or arg.keyword.value in out:
+                return None
+            out[arg.keyword.value] = arg
+    return out
+
+
+def kwarg(name: str, value: cst.BaseExpression) -> cst.Arg:
+    return cst.Arg(
+        keyword=cst.Name(name),
+        value=value,
+        equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")),
+    )
+
+
+def as_keyword(arg: cst.Arg, name: str) -> cst.Arg:
+    if arg.keyword is not None and arg.keyword.value == name:
+        return arg
+    return arg.with_changes(
+        keyword=cst.Name(name),
+        equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")),
+    )
+
+
+def with_commas(args: list[cst.Arg], original: Sequence[cst.Arg]) -> list[cst.Arg]:
+    """Re-punctuate a rebuilt argument list: keep the original comma style where we can, no trailing comma added."""
+    if not args:
+        return args
+    trailing = bool(original) and not isinstance(original[-1].comma, cst.MaybeSentinel)
+    default_comma = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+    sample = next((a.comma for a in original[:-1] if isinstance(a.comma, cst.Comma)), default_comma)
+    out = []
+    for i, arg in enumerate(args):
+        last = i == len(args) - 1
+        if last:
+            comma = original[-1].comma if trailing else cst.MaybeSentinel.DEFAULT
+        else:
+            comma = arg.comma if isinstance(arg.comma, cst.Comma) and arg is not original[-1] else sample
+        out.append(arg.with_changes(comma=comma))
+    return out
+
+
+class FunctionRule(Rule):
+    """Base for "old helper -> new call" rules. Subclasses set `old_modules`/`old_name` and implement
+    `rewrite_call` (return the new expression, or None after calling `self.add_todo`)."""
+
+    old_modules: ClassVar[tuple[str, ...]] = ()
+    old_name: ClassVar[str] = ""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.old = frozenset(f"{m}.{self.old_name}" for m in self.old_modules)
+        self._in_call: set[int] = set()
+
+    # -- imports: never visit their names; schedule the old ones for removal (done only if unused afterwards)
+    def _module_prefix(self, name: str) -> bool:
+        return any(m == name or m.startswith(name + ".") for m in self.old_modules)
+
+    def visit_Import(self, node: cst.Import) -> bool:
+        for alias in node.names:
+            name = dotted(alias.name)
+            if name and self._module_prefix(name):
+                asname = alias.asname.name.value if alias.asname and isinstance(alias.asname.name, cst.Name) else None
+                self.remove_unused_import(name, asname=asname)
+        return False
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
+        if node.relative or isinstance(node.names, cst.ImportStar):
+            return False
+        module = dotted(node.module)
+        if not module:
+            return False
+        for alias in node.names:
+            name = alias.name.value if isinstance(alias.name, cst.Name) else None
+            if not name:
+                continue
+            full = f"{module}.{name}"
+            if full in self.old or self._module_prefix(full):
+                asname = alias.asname.name.value if alias.asname and isinstance(alias.asname.name, cst.Name) else None
+                self.remove_unused_import(module, name, asname)
+        return False
+
+    # -- references
+    def _kind(self, node: cst.CSTNode) -> str:
+        names = self.qualified_names(node)
+        if not names or not (names & self.old):
+            return "none"
+        return "old" if names <= self.old else "ambiguous"
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if self._kind(node.func) != "none":
+            self._in_call.add(id(node.func))
+
+    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
+        if id(original_node.func) not in self._in_call:
+            return updated_node
+        if self._kind(original_node.func) == "ambiguous":
+            self.add_todo(
+                original_node,
+                f"`{dotted(original_node.func)}` may be TRL/peft's `{self.old_name}` or another object here; "
+                "rewrite it by hand",
+            )
+            return updated_node
+        new = self.rewrite_call(original_node, updated_node)
+        if new is None:
+            return updated_node
+        self.record(original_node, f"{dotted(original_node.func)}(...)")
+        return new
+
+    def _leave_reference(self, original_node, updated_node):
+        if id(original_node) in self._in_call or self._kind(original_node) != "old":
+            return updated_node
+        new = self.rewrite_reference(original_node, updated_node)
+        if new is None:
+            return updated_node
+        self.record(original_node, f"reference to {dotted(original_node)}")
+        return new
+
+    def leave_Name(self, original_node: cst.Name, updated_node: cst.Name) -> cst.BaseExpression:
+        return self._leave_reference(original_node, updated_node)
+
+    def leave_Attribute(self, original_node: cst.Attribute, updated_node: cst.Attribute) -> cst.BaseExpression:
+        return self._leave_reference(original_node, updated_node)
+
+    # -- to implement
+    def rewrite_call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression | None:
+        raise NotImplementedError
+
+    def rewrite_reference(self, original: cst.CSTNode, updated: cst.CSTNode) -> cst.BaseExpression | None:
+        """A use that is not a call (passed as a value, aliased). Default: leave it, with a TODO."""
+        self.add_todo(
+            original,
+            f"`{dotted(original)}` is used as a value, not called; replace it by hand",
+        )
+        return None

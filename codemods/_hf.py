@@ -1,0 +1,634 @@
+"""Shared machinery of the transformers rules (transformers-torch-dtype, -load-in-kbit, -activation-checkpointing).
+
+Not a rule itself. It answers three questions with the metadata the engine already computed (qualified names,
+scopes, parents), without any extra parse:
+
+- what does an expression refer to (`kind_of`): a class or function imported from transformers/trl/peft, one
+  imported from another library, an instance of a transformers model, of `TrainingArguments`/a TRL config, of a
+  Trainer, of something foreign, or unknown. Followed through same-scope assignments (`M = AutoModel`,
+  `model = M.from_pretrained(...)`, `model = model.to(dev)`, `a, b = HfArgumentParser((X, Y)).parse_...()`),
+  parameter annotations, `self.args`/`self.model` in Trainer subclasses, and `trainer.args`/`trainer.model`.
+- where does a dict go (`dict_flow`): the definitions, key uses, sinks and escapes of a dict variable in one scope,
+  so that a key (`"torch_dtype"`) can be renamed in every place at once or, where that is unsafe, flagged.
+- the edit plan: rules decide everything in `plan()` (called once per file from `visit_Module`, before any node is
+  transformed, so a dict defined above its sink can still be rewritten) and register per-node edits that
+  `on_leave` applies, recording each one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+import libcst as cst
+from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, QualifiedNameSource, ScopeProvider
+
+from codemods.base import Rule
+
+HF_ROOTS = frozenset({"transformers", "trl", "peft"})
+# Libraries with look-alike method names (`is_gradient_checkpointing` on diffusers' ModelMixin, sentence-transformers'
+# own `gradient_checkpointing_enable`): in a file that imports one, an unknown receiver is ambiguous.
+LOOKALIKE_ROOTS = frozenset({"diffusers", "sentence_transformers"})
+
+TRL_TRAINING_CONFIGS = frozenset(
+    {
+        "SFTConfig", "DPOConfig", "GRPOConfig", "KTOConfig", "ORPOConfig", "CPOConfig", "RewardConfig", "PPOConfig",
+        "RLOOConfig", "OnlineDPOConfig", "BCOConfig", "PRMConfig", "GKDConfig", "NashMDConfig", "XPOConfig",
+        "IterativeSFTConfig", "GOLDConfig", "MiniLLMConfig",
+    }
+)  # fmt: skip
+_NOT_MODEL_SUFFIXES = (
+    "Tokenizer", "TokenizerFast", "Processor", "ProcessorFast", "FeatureExtractor", "Config", "Arguments", "Trainer",
+    "Parser", "Pipeline", "Callback", "Collator", "Mixin", "Output", "Cache", "Streamer",
+)  # fmt: skip
+MODEL_PRESERVING_METHODS = frozenset(
+    {"to", "cuda", "cpu", "half", "float", "bfloat16", "eval", "train", "requires_grad_", "merge_and_unload",
+     "get_base_model", "to_empty"}
+)  # fmt: skip
+PEFT_MODEL_FUNCTIONS = frozenset({"get_peft_model", "prepare_model_for_kbit_training", "prepare_model_for_int8_training"})
+LOAD_METHODS = frozenset({"from_pretrained", "from_config", "_from_config"})
+
+
+def root(qname: str) -> str:
+    return qname.split(".", 1)[0]
+
+
+def last(qname: str) -> str:
+    return qname.rsplit(".", 1)[-1]
+
+
+def is_hf(qname: str) -> bool:
+    return root(qname) in HF_ROOTS
+
+
+def is_model_class(qname: str) -> bool:
+    """A transformers model class (Auto* or concrete), TRL's value-head wrappers, peft's model classes."""
+    if not is_hf(qname):
+        return False
+    name = last(qname)
+    if not name[:1].isupper() or name.endswith(_NOT_MODEL_SUFFIXES):
+        return False
+    if root(qname) == "peft":
+        return name.startswith(("PeftModel", "AutoPeftModel"))
+    return True
+
+
+def is_loading_model_class(qname: str) -> bool:
+    """A class whose from_pretrained/from_config hands its keywords to transformers' from_pretrained."""
+    if not is_model_class(qname):
+        return False
+    return not (root(qname) == "peft" and last(qname).startswith("PeftModel"))
+
+
+def is_training_args_class(qname: str) -> bool:
+    if root(qname) == "transformers":
+        return last(qname).endswith("TrainingArguments")
+    return root(qname) == "trl" and last(qname) in TRL_TRAINING_CONFIGS
+
+
+def is_trainer_class(qname: str) -> bool:
+    return is_hf(qname) and last(qname).endswith("Trainer")
+
+
+def is_arg_parser_class(qname: str) -> bool:
+    return (root(qname) == "transformers" and last(qname) == "HfArgumentParser") or (
+        root(qname) == "trl" and last(qname) == "TrlParser"
+    )
+
+
+# ----------------------------------------------------------------------------------------------- kinds
+@dataclass(frozen=True)
+class Kind:
+    """What an expression is. `what`: "ref" (a module-level name imported from `qname`), "model" (a transformers
+    model instance), "args" (TrainingArguments or a TRL config instance; `qname` the class), "trainer", "parser"
+    (HfArgumentParser/TrlParser over `classes`), "foreign" (an instance or a name from another library), "argparse"."""
+
+    what: str
+    qname: str = ""
+    classes: tuple[str, ...] = ()
+
+
+MODEL = Kind("model")
+_CYCLE = Kind("cycle")
+
+
+def literal_string(node: cst.CSTNode | None) -> str | None:
+    if isinstance(node, cst.SimpleString):
+        try:
+            value = node.evaluated_value
+        except Exception:  # pragma: no cover - malformed literal
+            return None
+        return value if isinstance(value, str) else None
+    return None
+
+
+def renamed_string(node: cst.SimpleString, old: str, new: str) -> cst.SimpleString:
+    return node.with_changes(value=node.value.replace(old, new, 1))
+
+
+def keyword_arg(call: cst.Call, name: str) -> cst.Arg | None:
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == name:
+            return arg
+    return None
+
+
+@dataclass
+class DictFlow:
+    """The uses of one dict variable in one scope, for the keys a rule cares about."""
+
+    name: str
+    visible: bool = True  # every definition is a dict literal / dict(...) call we can see whole
+    definitions: list[cst.CSTNode] = field(default_factory=list)  # the Dict / Call (dict(...)) nodes
+    key_defs: list[tuple[str, cst.CSTNode, cst.CSTNode]] = field(default_factory=list)  # (key, node, container)
+    stores: list[tuple[str, cst.Subscript]] = field(default_factory=list)  # d["key"] = ...
+    reads: list[tuple[str, cst.CSTNode]] = field(default_factory=list)  # d["key"], d.get("key"), "key" in d...
+    sinks: list[cst.CSTNode] = field(default_factory=list)
+    escapes: list[cst.CSTNode] = field(default_factory=list)
+    all_keys: set[str] = field(default_factory=set)  # every literal key seen in definitions/stores
+
+    @property
+    def key_nodes(self) -> list[tuple[str, cst.CSTNode]]:
+        out = [(key, node) for key, node, _ in self.key_defs]
+        out += [(key, sub) for key, sub in self.stores]
+        out += list(self.reads)
+        return out
+
+
+_HARMLESS_CALLEES = frozenset({"print", "len", "str", "repr", "pprint", "pformat", "sorted", "list", "set"})
+_LOG_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "critical", "exception", "log"})
+
+
+class HFRule(Rule):
+    """Base of the three transformers rules: the plan/apply plumbing plus the queries in the module docstring."""
+
+    # ------------------------------------------------------------------ plan / apply
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._edits: dict[int, list[tuple[Callable[[cst.CSTNode], cst.CSTNode], str]]] = {}
+        self._kind_cache: dict[int, Kind | None] = {}
+        self._visiting: set[int] = set()
+        self._imports_cache: set[str] | None = None
+        self._defined_names: set[str] | None = None
+
+    def visit_Module(self, node: cst.Module) -> bool:
+        self.plan(node)
+        return bool(self._edits) or bool(self._todos)
+
+    def plan(self, module: cst.Module) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def edit(self, node: cst.CSTNode, fn: Callable[[cst.CSTNode], cst.CSTNode], message: str) -> None:
+        """Schedule `fn(updated_node)` for the original `node` (applied in on_leave, recorded then)."""
+        self._edits.setdefault(id(node), []).append((fn, message))
+
+    def planned(self, node: cst.CSTNode) -> bool:
+        return id(node) in self._edits
+
+    def on_leave(self, original_node, updated_node):  # type: ignore[override]
+        edits = self._edits.pop(id(original_node), None)
+        if edits:
+            for fn, message in edits:
+                updated_node = fn(updated_node)
+                self.record(original_node, message)
+        return super().on_leave(original_node, updated_node)
+
+    def all_nodes(self) -> Iterable[cst.CSTNode]:
+        return self.metadata[ParentNodeProvider].keys()
+
+    # ------------------------------------------------------------------ file-level facts
+    def imported_roots(self) -> set[str]:
+        """Top-level packages imported anywhere in the file (absolute imports only)."""
+        if self._imports_cache is None:
+            roots: set[str] = set()
+            for node in self.all_nodes():
+                if isinstance(node, cst.Import):
+                    for alias in node.names:
+                        roots.add(root(cst.helpers.get_full_name_for_node(alias.name) or ""))
+                elif isinstance(node, cst.ImportFrom) and not node.relative and node.module is not None:
+                    roots.add(root(cst.helpers.get_full_name_for_node(node.module) or ""))
+            self._imports_cache = roots
+        return self._imports_cache
+
+    def defined_names(self) -> set[str]:
+        """Names of functions and methods defined in this file (a user's own `gradient_checkpointing_enable`)."""
+        if self._defined_names is None:
+            self._defined_names = {n.name.value for n in self.all_nodes() if isinstance(n, cst.FunctionDef)}
+        return self._defined_names
+
+    def lookalike_imported(self) -> bool:
+        return bool(self.imported_roots() & LOOKALIKE_ROOTS)
+
+    # ------------------------------------------------------------------ tree helpers
+    def ancestors(self, node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+        current = self.parent(node)
+        while current is not None:
+            yield current
+            current = self.parent(current)
+
+    def in_fstring(self, node: cst.CSTNode) -> bool:
+        return any(isinstance(a, cst.FormattedString) for a in self.ancestors(node))
+
+    def enclosing_class(self, node: cst.CSTNode) -> cst.ClassDef | None:
+        for anc in self.ancestors(node):
+            if isinstance(anc, cst.ClassDef):
+                return anc
+        return None
+
+    def scope_of(self, node: cst.CSTNode):
+        return self.get_metadata(ScopeProvider, node, None)
+
+    # ------------------------------------------------------------------ names
+    def imported_qnames(self, node: cst.CSTNode) -> set[str]:
+        """Qualified names of `node` when it (or its head) comes from an absolute import; empty otherwise."""
+        qnames = self.get_metadata(QualifiedNameProvider, node, set())
+        if not qnames:
+            return set()
+        if all(q.source == QualifiedNameSource.IMPORT and not q.name.startswith(".") for q in qnames):
+            return {q.name for q in qnames}
+        return set()
+
+    def call_qname(self, call: cst.Call) -> str | None:
+        """The single imported qualified name of the callee (`transformers.AutoModel.from_pretrained`)."""
+        names = self.imported_qnames(call.func)
+        return next(iter(names)) if len(names) == 1 else None
+
+    def ref_qname(self, expr: cst.BaseExpression) -> str | None:
+        """The imported qualified name an expression refers to, also through `M = AutoModel`-style aliases."""
+        kind = self.kind_of(expr)
+        return kind.qname if kind is not None and kind.what == "ref" else None
+
+    # ------------------------------------------------------------------ kinds
+    def kind_of(self, expr: cst.CSTNode) -> Kind | None:
+        key = id(expr)
+        if key in self._kind_cache:
+            return self._kind_cache[key]
+        if key in self._visiting:
+            return _CYCLE
+        self._visiting.add(key)
+        try:
+            kind = self._kind_of(expr)
+        finally:
+            self._visiting.discard(key)
+        self._kind_cache[key] = kind
+        return kind
+
+    def _kind_of(self, expr: cst.CSTNode) -> Kind | None:
+        if isinstance(expr, (cst.Name, cst.Attribute)):
+            names = self.imported_qnames(expr)
+            if len(names) == 1:
+                return Kind("ref", next(iter(names)))
+            if len(names) > 1:
+                return None
+        if isinstance(expr, cst.Name):
+            return self._kind_of_local(expr)
+        if isinstance(expr, cst.Attribute):
+            return self._kind_of_attribute(expr)
+        if isinstance(expr, cst.Call):
+            return self._kind_of_call(expr)
+        if isinstance(expr, cst.IfExp):
+            return _unify([self.kind_of(expr.body), self.kind_of(expr.orelse)])
+        return None
+
+    def _kind_of_attribute(self, expr: cst.Attribute) -> Kind | None:
+        attr = expr.attr.value
+        base = expr.value
+        if isinstance(base, cst.Name) and base.value == "self":
+            cls = self.enclosing_class(expr)
+            if cls is not None and any(self._base_is_trainer(b.value) for b in cls.bases):
+                if attr == "args":
+                    return Kind("args", "transformers.TrainingArguments")
+                if attr == "model":
+                    return MODEL
+            return None
+        base_kind = self.kind_of(base)
+        if base_kind is None:
+            return None
+        if base_kind.what == "trainer":
+            if attr == "args":
+                return Kind("args", "transformers.TrainingArguments")
+            if attr == "model":
+                return MODEL
+        if base_kind.what in ("foreign", "argparse"):
+            return None
+        return None
+
+    def _base_is_trainer(self, expr: cst.BaseExpression) -> bool:
+        kind = self.kind_of(expr)
+        return kind is not None and kind.what == "ref" and is_trainer_class(kind.qname)
+
+    def _kind_of_call(self, call: cst.Call) -> Kind | None:
+        func = call.func
+        if isinstance(func, cst.Attribute):
+            method = func.attr.value
+            recv = self.kind_of(func.value)
+            if recv is not None and recv.what == "ref":
+                if method in LOAD_METHODS:
+                    if is_model_class(recv.qname):
+                        return MODEL
+                    if not is_hf(recv.qname):
+                        return Kind("foreign", recv.qname)
+                    return None
+                if method == "from_pretrained" and not is_hf(recv.qname):
+                    return Kind("foreign", recv.qname)
+            if recv is not None and recv.what == "model" and method in MODEL_PRESERVING_METHODS:
+                return MODEL
+            if recv is not None and recv.what == "parser" and method == "parse_args":
+                return Kind("argparse")
+            if recv is not None and recv.what == "ref" and recv.qname == "argparse.ArgumentParser":
+                return None
+            if recv is not None and recv.what == "argparse_parser" and method in ("parse_args", "parse_known_args"):
+                return Kind("argparse")
+            if recv is not None and recv.what == "args" and method == "set_training":
+                return recv
+        callee = self.kind_of(func)
+        if callee is None or callee.what != "ref":
+            return None
+        qname = callee.qname
+        if qname == "argparse.ArgumentParser":
+            return Kind("argparse_parser")
+        if is_hf(qname):
+            name = last(qname)
+            if is_training_args_class(qname):
+                return Kind("args", qname)
+            if is_trainer_class(qname):
+                return Kind("trainer", qname)
+            if is_arg_parser_class(qname):
+                return Kind("parser", qname, self._parser_classes(call))
+            if root(qname) == "peft" and name in PEFT_MODEL_FUNCTIONS:
+                return MODEL
+            if is_model_class(qname):
+                return MODEL
+            return None
+        if root(qname) == "dataclasses" and last(qname) == "replace" and call.args:
+            inner = self.kind_of(call.args[0].value)
+            return inner if inner is not None and inner.what == "args" else None
+        if last(qname)[:1].isupper():
+            return Kind("foreign", qname)
+        return None
+
+    def _parser_classes(self, call: cst.Call) -> tuple[str, ...]:
+        if not call.args:
+            return ()
+        value = call.args[0].value
+        elements = value.elements if isinstance(value, (cst.Tuple, cst.List)) else [cst.Element(value)]
+        out = []
+        for el in elements:
+            if isinstance(el, cst.StarredElement):
+                return ()
+            out.append(self.ref_qname(el.value) or "")
+        return tuple(out)
+
+    def _kind_of_local(self, expr: cst.Name) -> Kind | None:
+        if expr.value == "self":
+            return None
+        scope = self.scope_of(expr)
+        if scope is None:
+            return None
+        try:
+            assignments = scope[expr.value]
+        except Exception:  # pragma: no cover
+            return None
+        if not assignments:
+            return None
+        kinds = []
+        for asg in assignments:
+            node = getattr(asg, "node", None)
+            kinds.append(self._kind_of_assignment(node, expr.value))
+        return _unify(kinds)
+
+    def _kind_of_assignment(self, node: cst.CSTNode | None, name: str) -> Kind | None:
+        if isinstance(node, cst.Param):
+            if node.annotation is not None:
+                ann = node.annotation.annotation
+                if isinstance(ann, cst.SimpleString):
+                    return None
+                kind = self.kind_of(ann)
+                if kind is not None and kind.what == "ref":
+                    if is_training_args_class(kind.qname):
+                        return Kind("args", kind.qname)
+                    if is_model_class(kind.qname) or kind.qname.endswith("PreTrainedModel"):
+                        return MODEL
+                    if is_trainer_class(kind.qname):
+                        return Kind("trainer", kind.qname)
+            return None
+        if not isinstance(node, cst.Name):
+            return None
+        parent = self.parent(node)
+        if isinstance(parent, cst.AssignTarget):
+            assign = self.parent(parent)
+            if isinstance(assign, cst.Assign) and len(assign.targets) == 1:
+                return self.kind_of(assign.value)
+            return None
+        if isinstance(parent, cst.AnnAssign) and parent.value is not None:
+            kind = self.kind_of(parent.value)
+            if kind is None:
+                ann = self.kind_of(parent.annotation.annotation)
+                if ann is not None and ann.what == "ref" and is_training_args_class(ann.qname):
+                    return Kind("args", ann.qname)
+            return kind
+        if isinstance(parent, cst.Element):
+            tup = self.parent(parent)
+            target = self.parent(tup) if isinstance(tup, (cst.Tuple, cst.List)) else None
+            assign = self.parent(target) if isinstance(target, cst.AssignTarget) else None
+            if not isinstance(assign, cst.Assign) or len(assign.targets) != 1:
+                return None
+            index = next((i for i, el in enumerate(tup.elements) if el is parent), None)
+            if index is None or any(isinstance(el, cst.StarredElement) for el in tup.elements):
+                return None
+            value = assign.value
+            if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
+                parser = self.kind_of(value.func.value)
+                if (
+                    parser is not None
+                    and parser.what == "parser"
+                    and value.func.attr.value.startswith("parse_")
+                    and value.func.attr.value != "parse_args"
+                    and index < len(parser.classes)
+                ):
+                    cls = parser.classes[index]
+                    if is_training_args_class(cls):
+                        return Kind("args", cls)
+            return None
+        return None
+
+    # ------------------------------------------------------------------ dict flows
+    def dict_flow(
+        self,
+        name_node: cst.Name,
+        keys: frozenset[str],
+        is_sink: Callable[[cst.CSTNode, cst.CSTNode], bool | None],
+    ) -> DictFlow | None:
+        """The flow of the dict variable `name_node` (an access) in its own scope. `is_sink(use, container)` says
+        whether a use of the dict (`**d` in a call: (Arg, Call); a keyword value: (Arg, Call); an attribute
+        assignment: (Assign, Assign)) is a known sink (True), a known non-sink (False: an escape), or None (not a
+        sink-shaped use: classified here). Returns None when the name is not a local of that scope."""
+        scope = self.scope_of(name_node)
+        name = name_node.value
+        if scope is None or name not in scope.assignments:
+            return None
+        flow = DictFlow(name)
+        for asg in scope.assignments[name]:
+            self._dict_definition(flow, getattr(asg, "node", None), keys)
+        for access in scope.accesses[name]:
+            self._dict_access(flow, access.node, keys, is_sink)
+        return flow
+
+    def _dict_literal_keys(self, flow: DictFlow, value: cst.BaseExpression, keys: frozenset[str]) -> bool:
+        """Collect the keys of a dict literal or dict(...) call; False when the value is neither."""
+        if isinstance(value, cst.Dict):
+            flow.definitions.append(value)
+            for el in value.elements:
+                if isinstance(el, cst.StarredDictElement):
+                    flow.visible = False
+                    continue
+                key = literal_string(el.key)
+                if key is None:
+                    continue
+                flow.all_keys.add(key)
+                if key in keys:
+                    flow.key_defs.append((key, el, value))
+            return True
+        if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value == "dict":
+            if self.imported_qnames(value.func):
+                return False
+            flow.definitions.append(value)
+            for arg in value.args:
+                if arg.keyword is not None:
+                    flow.all_keys.add(arg.keyword.value)
+                    if arg.keyword.value in keys:
+                        flow.key_defs.append((arg.keyword.value, arg, value))
+                elif arg.star == "" and isinstance(arg.value, cst.Dict):
+                    self._dict_literal_keys(flow, arg.value, keys)
+                    flow.definitions.remove(arg.value)
+                else:
+                    flow.visible = False
+            return True
+        return False
+
+    def _dict_definition(self, flow: DictFlow, node: cst.CSTNode | None, keys: frozenset[str]) -> None:
+        if isinstance(node, cst.Name):
+            parent = self.parent(node)
+            if isinstance(parent, cst.AssignTarget):
+                assign = self.parent(parent)
+                if isinstance(assign, cst.Assign) and len(assign.targets) == 1:
+                    if self._dict_literal_keys(flow, assign.value, keys):
+                        return
+            elif isinstance(parent, cst.AnnAssign) and parent.value is not None:
+                if self._dict_literal_keys(flow, parent.value, keys):
+                    return
+            elif isinstance(parent, cst.AugAssign) and isinstance(parent.operator, cst.BitOrAssign):
+                if self._dict_literal_keys(flow, parent.value, keys):
+                    return
+        flow.visible = False
+
+    def _dict_access(self, flow: DictFlow, node: cst.CSTNode, keys, is_sink) -> None:
+        parent = self.parent(node)
+        if isinstance(parent, cst.Arg) and parent.value is node:
+            call = self.parent(parent)
+            verdict = is_sink(parent, call) if isinstance(call, cst.Call) else None
+            if verdict:
+                flow.sinks.append(parent)
+                return
+            if verdict is False:
+                flow.escapes.append(parent)
+                return
+            if parent.star == "" and parent.keyword is None and isinstance(call, cst.Call):
+                if self._harmless_call(call):
+                    return
+            flow.escapes.append(parent)
+            return
+        if isinstance(parent, cst.Subscript) and parent.value is node:
+            key = None
+            if len(parent.slice) == 1 and isinstance(parent.slice[0].slice, cst.Index):
+                key = literal_string(parent.slice[0].slice.value)
+            if key is None:
+                return
+            holder = self.parent(parent)
+            if isinstance(holder, cst.AssignTarget):
+                flow.all_keys.add(key)
+                if key in keys:
+                    flow.stores.append((key, parent))
+            elif key in keys:
+                flow.reads.append((key, parent))
+            return
+        if isinstance(parent, cst.Attribute) and parent.value is node:
+            call = self.parent(parent)
+            method = parent.attr.value
+            if not (isinstance(call, cst.Call) and call.func is parent):
+                flow.escapes.append(parent)
+                return
+            if method in ("get", "pop", "setdefault"):
+                key = literal_string(call.args[0].value) if call.args else None
+                if key in keys:
+                    flow.reads.append((key, call.args[0].value))
+                if method == "setdefault" and key is not None:
+                    flow.all_keys.add(key)
+                return
+            if method == "update":
+                for arg in call.args:
+                    if arg.keyword is not None:
+                        flow.all_keys.add(arg.keyword.value)
+                        if arg.keyword.value in keys:
+                            flow.key_defs.append((arg.keyword.value, arg, call))
+                    elif arg.star == "" and isinstance(arg.value, cst.Dict):
+                        before = len(flow.definitions)
+                        self._dict_literal_keys(flow, arg.value, keys)
+                        del flow.definitions[before:]
+                    else:
+                        flow.visible = False
+                return
+            if method in ("items", "keys", "values", "__len__"):
+                return
+            flow.escapes.append(call)
+            return
+        if isinstance(parent, cst.ComparisonTarget) and parent.comparator is node:
+            comparison = self.parent(parent)
+            if isinstance(parent.operator, (cst.In, cst.NotIn)) and isinstance(comparison, cst.Comparison):
+                key = literal_string(comparison.left)
+                if key in keys:
+                    flow.reads.append((key, comparison.left))
+                return
+            return
+        if isinstance(parent, cst.Assign) and parent.value is node:
+            verdict = is_sink(parent, parent)
+            (flow.sinks if verdict else flow.escapes).append(parent)
+            return
+        if isinstance(parent, (cst.FormattedStringExpression, cst.Comparison)):
+            return
+        if isinstance(parent, (cst.AugAssign,)) and parent.target is node:
+            return
+        flow.escapes.append(parent if parent is not None else node)
+
+    def _harmless_call(self, call: cst.Call) -> bool:
+        func = call.func
+        if isinstance(func, cst.Name) and func.value in _HARMLESS_CALLEES and not self.imported_qnames(func):
+            return True
+        if isinstance(func, cst.Attribute) and func.attr.value in _LOG_METHODS:
+            head = func.value
+            if isinstance(head, cst.Name) and ("log" in head.value.lower()):
+                return True
+            if isinstance(head, cst.Attribute) and "log" in head.attr.value.lower():
+                return True
+        return False
+
+
+def _unify(kinds: Iterable[Kind | None]) -> Kind | None:
+    result: Kind | None = None
+    seen = False
+    for kind in kinds:
+        if kind is _CYCLE:
+            continue
+        if kind is None:
+            return None
+        if not seen:
+            result, seen = kind, True
+        elif kind != result:
+            if kind.what == result.what == "args":
+                continue
+            return None
+    return result
+
+
+def line_text(module: cst.Module, node: cst.CSTNode) -> str:
+    return module.code_for_node(node)

@@ -9,9 +9,19 @@ from __future__ import annotations
 
 from codemods.base import Finding, Rule, Settings
 from codemods.peft_int8_training import PeftInt8Training
+from codemods.trl_enable_gradient_checkpointing import TrlEnableGradientCheckpointing
+from codemods.trl_peft_module_casting_to_bf16 import TrlPeftModuleCastingToBf16
+from codemods.trl_prepare_model_for_kbit_training import TrlPrepareModelForKbitTraining
+from codemods.trl_prepare_peft_model import TrlPreparePeftModel
+from codemods.transformers_torch_dtype import TransformersTorchDtype
 
 RULES: list[type[Rule]] = [
+    TrlPreparePeftModel,
+    TrlEnableGradientCheckpointing,
+    TrlPrepareModelForKbitTraining,
+    TrlPeftModuleCastingToBf16,
     PeftInt8Training,
+    TransformersTorchDtype,
 ]
 
 

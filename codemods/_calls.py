@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import ClassVar, Sequence
 
 import libcst as cst
+from libcst.metadata import ScopeProvider
 
 from codemods.base import Rule
 
@@ -166,6 +167,27 @@ class FunctionRule(Rule):
 
     def leave_Attribute(self, original_node: cst.Attribute, updated_node: cst.Attribute) -> cst.BaseExpression:
         return self._leave_reference(original_node, updated_node)
+
+    # -- helpers
+    def compat_callee(self, original: cst.CSTNode, name: str) -> cst.Attribute | None:
+        """`compat.<name>` (scheduling `import compat`), or None with a TODO when `compat` means something else
+        in this scope."""
+        scope = self.get_metadata(ScopeProvider, original, None)
+        if scope is not None:
+            for assignment in scope[COMPAT]:
+                node = getattr(assignment, "node", None)
+                if not (
+                    isinstance(node, cst.Import)
+                    and any(dotted(a.name) == COMPAT and a.asname is None for a in node.names)
+                ):
+                    self.add_todo(original, f"`{COMPAT}` is another object here; call compat.{name} by hand")
+                    return None
+        self.add_needed_import(COMPAT)
+        return compat_attr(name)
+
+    def mentions(self, text: str) -> bool:
+        """Cheap whole-file text check (e.g. "does this file call get_peft_model anywhere?")."""
+        return text in self.source
 
     # -- to implement
     def rewrite_call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression | None:

@@ -38,6 +38,7 @@ How to write a rule
      ``# TODO(compat): <why>; see MIGRATION.md#<anchor>`` line above the statement that contains the node (simple or
      compound statement), never twice (idempotent), and counts it.
    - Always pass *original* nodes (the ones metadata was computed on) to ``record``/``add_todo``/``get_metadata``.
+   - ``self.source`` is the text of the file the rule runs on (cheap whole-file checks; don't parse it).
    - ``self.settings`` holds the run's settings: ``targets`` (package -> version) and ``strict`` (flag ambiguous
      cases with TODOs too).
    - Lines carrying ``# compat: skip`` are handled for you: any change inside such a simple statement (or a block
@@ -166,6 +167,7 @@ class Rule(VisitorBasedCodemodCommand):
         self.settings = settings if settings is not None else Settings()
         self.findings: list[Finding] = []
         self.skip_lines: frozenset[int] = frozenset()
+        self.source: str = ""  # the source text this rule runs on (set by the engine): for cheap whole-file checks
         self._todos: dict[int, list[str]] = {}
 
     # helpers for rules
@@ -276,7 +278,7 @@ class Rule(VisitorBasedCodemodCommand):
             tree = AddImportsVisitor(self.context).transform_module(tree)
         if self.context.scratch.get(RemoveImportsVisitor.CONTEXT_KEY):
             tree = RemoveImportsVisitor(self.context).transform_module(tree)
-            tree = tree.visit(CollapseEmptyFallbacks())
+        tree = tree.visit(CollapseEmptyFallbacks())
         return tree
 
 
@@ -307,6 +309,18 @@ def _only_imports(block: cst.BaseSuite) -> bool:
     return True
 
 
+_EMPTY = cst.Module(body=[])
+
+
+def _same_code(a: cst.BaseSuite, b: cst.BaseSuite) -> bool:
+    if not (isinstance(a, cst.IndentedBlock) and isinstance(b, cst.IndentedBlock)) or len(a.body) != len(b.body):
+        return False
+    return all(
+        _EMPTY.code_for_node(x.with_changes(leading_lines=())) == _EMPTY.code_for_node(y.with_changes(leading_lines=()))
+        for x, y in zip(a.body, b.body)
+    )
+
+
 def _hoist(statement: Statement, block: cst.IndentedBlock):
     body = list(block.body)
     first = body[0]
@@ -315,12 +329,22 @@ def _hoist(statement: Statement, block: cst.IndentedBlock):
 
 
 class CollapseEmptyFallbacks(cst.CSTTransformer):
-    """After import removal: `try: <import> except ImportError: <import>` and `if <version check>: <import> else:
-    <import>` whose blocks were emptied are removed, or collapsed to the remaining plain import."""
+    """After a rewrite: `try: <import> except ImportError: <import>` and `if <version check>: <import> else:
+    <import>` fallbacks whose blocks were emptied (by import removal) are removed, or collapsed to the remaining
+    plain import; so are those whose branches now import exactly the same thing. Only blocks emptied by the rewrite
+    are ever empty (a parsed block always holds a statement), so user code is not collapsed."""
 
     def leave_Try(self, original_node: cst.Try, updated_node: cst.Try):
+        if updated_node.finalbody is not None:
+            return updated_node
+        if (
+            updated_node.orelse is None
+            and _only_imports(updated_node.body)
+            and all(_same_code(h.body, updated_node.body) for h in updated_node.handlers)
+        ):
+            return _hoist(updated_node, updated_node.body)  # both branches now import the same thing
         handlers_empty = all(_is_empty_block(h.body) for h in updated_node.handlers)
-        if not handlers_empty or updated_node.finalbody is not None:
+        if not handlers_empty:
             return updated_node
         if updated_node.orelse is not None and not _is_empty_block(updated_node.orelse.body):
             return updated_node
@@ -334,6 +358,8 @@ class CollapseEmptyFallbacks(cst.CSTTransformer):
         orelse = updated_node.orelse
         if orelse is not None and not isinstance(orelse, cst.Else):
             return updated_node  # elif chains: leave them
+        if orelse is not None and _only_imports(updated_node.body) and _same_code(updated_node.body, orelse.body):
+            return _hoist(updated_node, updated_node.body)
         body_empty = _is_empty_block(updated_node.body)
         else_empty = orelse is None or _is_empty_block(orelse.body)
         if body_empty and else_empty:

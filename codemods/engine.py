@@ -78,13 +78,16 @@ def transform(
         return Result(source, parsed=True, error=f"parse error: {_one_line(exc)}")
     lines = skip_lines(source)
     findings: list[Finding] = []
-    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    wrapper: MetadataWrapper | None = MetadataWrapper(module, unsafe_skip_copy=True)
+    current = source
     for rule_cls in matching:
         if wrapper is None:
             wrapper = MetadataWrapper(module)  # copies: the tree may share nodes after a rewrite
-            lines = skip_lines(module.code) if lines else lines
+            current = module.code
+            lines = skip_lines(current) if lines else lines
         rule = rule_cls(CodemodContext(filename=filename), settings)
         rule.skip_lines = lines
+        rule.source = current
         try:
             new_module = rule.run(wrapper)
         except Exception as exc:  # a bug in one rule must not stop the run: report it for this file

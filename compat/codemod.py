@@ -75,7 +75,7 @@ def _mask_magics(code: str) -> tuple[str, list[str]]:
         body = line.rstrip("\r\n")
         m = _MAGIC.match(body)
         if m and not body.lstrip().startswith("#"):
-            out.append(f"{m.group(1)}pass  # compat-magic-{len(originals)}{line[len(body):]}")
+            out.append(f"{m.group(1)}pass  # compat-magic-{len(originals)}{line[len(body) :]}")
             originals.append(body)
         else:
             out.append(line)
@@ -168,7 +168,12 @@ def atomic_write(path: Path, data: bytes, expected_mtime_ns: int | None = None) 
 
 def _unified_diff(old: str, new: str, name: str) -> str:
     return "".join(
-        difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{name}", f"b/{name}")
+        difflib.unified_diff(
+            old.splitlines(keepends=True),
+            new.splitlines(keepends=True),
+            f"a/{name.lstrip('/')}",
+            f"b/{name.lstrip('/')}",
+        )
     )
 
 

@@ -201,10 +201,11 @@ def checkpointing_steps(model: Any, settings: Settings, *, peft: bool, quantized
             )
         kwargs["use_reentrant"] = True
         why.append("PEFT under ZeRO-3 needs use_reentrant=True (TRL issue #2514)")
-    elif "use_reentrant" not in kwargs and not versions.is_new("non_reentrant_default"):
+    elif "use_reentrant" not in kwargs:
+        # Always explicit: transformers passes our dict as is, and torch warns (or raises) without the keyword.
         kwargs["use_reentrant"] = False
         gate = "non_reentrant_default"
-        why.append("transformers 4.x defaults to reentrant; set use_reentrant=False as 5.x does")
+        why.append("use_reentrant=False, the transformers 5.x default (4.x defaults to reentrant)")
     if versions.is_new("activation_checkpointing_names"):
         method, kw = "activation_checkpointing_enable", "activation_checkpointing_kwargs"
         why.append("the name transformers >= 5.23 prefers (the old one warns)")

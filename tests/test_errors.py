@@ -1,0 +1,101 @@
+"""Bad input gets a clear error that says what to do, before the model is touched."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from compat.scenarios import SCENARIOS, load
+from conftest import snapshot
+
+pytest.importorskip("peft")
+LORA = next(s for s in SCENARIOS if s.name == "LoRA")
+
+
+def untouched(model, before, grads_before) -> bool:
+    import torch
+
+    return (
+        type(model).__name__ != "PeftModel"
+        and all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+        and {n: p.requires_grad for n, p in model.named_parameters()} == grads_before
+        and not any("lora" in n for n, _ in model.named_modules())
+    )
+
+
+@pytest.mark.parametrize("bad", [{"r": 8, "lora_alpha": 16}, "lora", 8])
+def test_not_a_peft_config_is_a_type_error(bad, tiny_model_path):
+    from compat import explain, prepare_model
+
+    model = load(LORA, tiny_model_path)
+    before, grads = snapshot(model), {n: p.requires_grad for n, p in model.named_parameters()}
+    with pytest.raises(TypeError, match=rf"peft\.PeftConfig.*got {type(bad).__name__}"):
+        prepare_model(model, bad, gradient_checkpointing=True)
+    with pytest.raises(TypeError):
+        explain(model, bad)
+    assert untouched(model, before, grads)
+
+
+def test_dict_config_error_says_how_to_build_one(tiny_model_path):
+    from compat import prepare_model
+
+    with pytest.raises(TypeError, match=r"LoraConfig\(\*\*your_dict\)"):
+        prepare_model(load(LORA, tiny_model_path), {"r": 8})
+
+
+def test_peft_model_with_a_new_config_says_merge_save_reload(tiny_model_path):
+    from peft import LoraConfig, get_peft_model
+
+    from compat import prepare_model
+
+    model = get_peft_model(load(LORA, tiny_model_path), LoraConfig())
+    with pytest.raises(ValueError, match=r"merge_and_unload\(\).*save_pretrained"):
+        prepare_model(model, LoraConfig())
+    # without a new config, an existing PeftModel is simply prepared (e.g. to resume training it)
+    assert prepare_model(model, None, gradient_checkpointing=True) is model
+
+
+def test_a_model_name_instead_of_a_model(tiny_model_path):
+    from compat import prepare_model
+
+    with pytest.raises(TypeError, match=r"loaded model.*from_pretrained"):
+        prepare_model(tiny_model_path)
+
+
+def test_bad_checkpointing_kwargs(tiny_model_path):
+    from compat import prepare_model
+
+    with pytest.raises(TypeError, match="use_reentrant"):
+        prepare_model(load(LORA, tiny_model_path), gradient_checkpointing=True, gradient_checkpointing_kwargs=["x"])
+
+
+def test_peft_missing_names_the_pip_command(tmp_path):
+    """Run where peft cannot be imported (hidden by an import hook): ImportError with the pip command."""
+    script = textwrap.dedent(
+        """
+        import importlib.abc, sys
+
+        class HidePeft(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name == "peft" or name.startswith("peft."):
+                    raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+        sys.meta_path.insert(0, HidePeft())
+        import transformers
+        from compat.scenarios import TINY
+        config = (transformers.Qwen3Config if hasattr(transformers, "Qwen3Config") else transformers.Qwen2Config)(
+            **{k: v for k, v in TINY.items() if k != "head_dim" or hasattr(transformers, "Qwen3Config")})
+        model = transformers.AutoModelForCausalLM.from_config(config)
+        import compat
+        try:
+            compat.prepare_model(model, object())
+        except ImportError as exc:
+            print("IMPORT-ERROR:", exc)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert "IMPORT-ERROR:" in out.stdout, out.stderr[-2000:]
+    assert "pip install peft" in out.stdout

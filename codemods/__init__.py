@@ -14,6 +14,8 @@ from codemods.trl_peft_module_casting_to_bf16 import TrlPeftModuleCastingToBf16
 from codemods.trl_prepare_model_for_kbit_training import TrlPrepareModelForKbitTraining
 from codemods.trl_prepare_peft_model import TrlPreparePeftModel
 from codemods.transformers_torch_dtype import TransformersTorchDtype
+from codemods.transformers_load_in_kbit import TransformersLoadInKbit
+from codemods.transformers_activation_checkpointing import TransformersActivationCheckpointing
 
 RULES: list[type[Rule]] = [
     TrlPreparePeftModel,
@@ -22,6 +24,8 @@ RULES: list[type[Rule]] = [
     TrlPeftModuleCastingToBf16,
     PeftInt8Training,
     TransformersTorchDtype,
+    TransformersLoadInKbit,
+    TransformersActivationCheckpointing,
 ]
 
 

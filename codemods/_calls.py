@@ -108,6 +108,7 @@ class FunctionRule(Rule):
             if name and self._module_prefix(name):
                 asname = alias.asname.name.value if alias.asname and isinstance(alias.asname.name, cst.Name) else None
                 self.remove_unused_import(name, asname=asname)
+                self.note_import_removal(node)
         return False
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
@@ -124,6 +125,7 @@ class FunctionRule(Rule):
             if full in self.old or self._module_prefix(full):
                 asname = alias.asname.name.value if alias.asname and isinstance(alias.asname.name, cst.Name) else None
                 self.remove_unused_import(module, name, asname)
+                self.note_import_removal(node)
         return False
 
     # -- references

@@ -206,6 +206,16 @@ class Rule(VisitorBasedCodemodCommand):
             current = self.parent(current)
         return None
 
+    def note_import_removal(self, import_node: cst.CSTNode) -> None:
+        """Call when scheduling the removal of an import statement: if it is the first statement of a block, the
+        blank line after it is dropped too (instead of leaving the block starting with an empty line)."""
+        line = self.parent(import_node)
+        block = self.parent(line) if line is not None else None
+        if isinstance(block, cst.IndentedBlock) and len(block.body) > 1 and block.body[0] is line:
+            following = block.body[1]
+            if following.leading_lines and all(e.comment is None for e in following.leading_lines):
+                self.context.scratch.setdefault(STRIP_BLANK_KEY, set()).add(statement_key(following))
+
     def todo_text(self, why: str) -> str:
         why = " ".join(why.split()).rstrip(".;")
         return f"{_TODO_PREFIX}{why}; see {self.link()}"
@@ -278,7 +288,7 @@ class Rule(VisitorBasedCodemodCommand):
             tree = AddImportsVisitor(self.context).transform_module(tree)
         if self.context.scratch.get(RemoveImportsVisitor.CONTEXT_KEY):
             tree = RemoveImportsVisitor(self.context).transform_module(tree)
-        tree = tree.visit(CollapseEmptyFallbacks())
+        tree = tree.visit(CollapseEmptyFallbacks(frozenset(self.context.scratch.get(STRIP_BLANK_KEY, ()))))
         return tree
 
 
@@ -328,11 +338,33 @@ def _hoist(statement: Statement, block: cst.IndentedBlock):
     return cst.FlattenSentinel(body)
 
 
+STRIP_BLANK_KEY = "compat_strip_leading_blank"
+
+
+def statement_key(stmt: cst.CSTNode) -> str:
+    return _EMPTY.code_for_node(stmt.with_changes(leading_lines=()))
+
+
 class CollapseEmptyFallbacks(cst.CSTTransformer):
     """After a rewrite: `try: <import> except ImportError: <import>` and `if <version check>: <import> else:
     <import>` fallbacks whose blocks were emptied (by import removal) are removed, or collapsed to the remaining
     plain import; so are those whose branches now import exactly the same thing. Only blocks emptied by the rewrite
-    are ever empty (a parsed block always holds a statement), so user code is not collapsed."""
+    are ever empty (a parsed block always holds a statement), so user code is not collapsed. A blank line left at
+    the top of a block by a removed first-statement import is dropped (`strip_keys`: statements that followed one)."""
+
+    def __init__(self, strip_keys: frozenset[str] = frozenset()) -> None:
+        super().__init__()
+        self.strip_keys = strip_keys
+
+    def leave_IndentedBlock(self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock):
+        if not self.strip_keys or not updated_node.body:
+            return updated_node
+        first = updated_node.body[0]
+        lines = first.leading_lines
+        if lines and all(line.comment is None for line in lines) and statement_key(first) in self.strip_keys:
+            body = [first.with_changes(leading_lines=()), *updated_node.body[1:]]
+            return updated_node.with_changes(body=body)
+        return updated_node
 
     def leave_Try(self, original_node: cst.Try, updated_node: cst.Try):
         if updated_node.finalbody is not None:

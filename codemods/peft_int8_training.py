@@ -32,6 +32,8 @@ class PeftInt8Training(FunctionRule):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.new_names = frozenset(f"{m}.{NEW}" for m in MODULES)
+        self._rewritten: set[str] = set()  # local names of the old function whose uses were rewritten
+        self._blocked: set[str] = set()  # local names with a use left alone: their import stays
 
     def _kind(self, node: cst.CSTNode) -> str:
         names = self.qualified_names(node)
@@ -39,44 +41,75 @@ class PeftInt8Training(FunctionRule):
             return "none"
         return "old" if names <= (self.old | self.new_names) else "ambiguous"
 
-    # `from peft import prepare_model_for_int8_training as prepare_model_for_kbit_training` -> plain new import
+    # Imports are renamed in place (`from peft import prepare_model_for_int8_training [as x]` ->
+    # `from peft import prepare_model_for_kbit_training`) once every use of that name was rewritten; a name with a
+    # use left alone (TODO) keeps its import.
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
+        return False
+
     def leave_ImportFrom(self, original_node: cst.ImportFrom, updated_node: cst.ImportFrom) -> cst.ImportFrom:
-        if original_node.relative or isinstance(updated_node.names, cst.ImportStar):
+        # `import int8 as kbit` (a fallback alias) is always safe to turn into the plain new import
+        return self._rename_imports(original_node, updated_node, only_alias_to_new=True)
+
+    def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
+        if not self._rewritten:
             return updated_node
-        if dotted(original_node.module) not in MODULES:
-            return updated_node
-        names = []
+        rule = self
+
+        class _Rename(cst.CSTTransformer):
+            def leave_ImportFrom(self, original: cst.ImportFrom, updated: cst.ImportFrom) -> cst.ImportFrom:
+                return rule._rename_imports(original, updated, only_alias_to_new=False)
+
+        return updated_node.visit(_Rename())
+
+    def _rename_imports(self, original: cst.ImportFrom, updated: cst.ImportFrom, only_alias_to_new: bool):
+        if original.relative or isinstance(updated.names, cst.ImportStar) or dotted(updated.module) not in MODULES:
+            return updated
+        names: list[cst.ImportAlias] = []
         changed = False
-        for alias in updated_node.names:
-            if (
-                isinstance(alias.name, cst.Name)
-                and alias.name.value == OLD
-                and alias.asname is not None
-                and isinstance(alias.asname.name, cst.Name)
-                and alias.asname.name.value == NEW
-            ):
-                alias = alias.with_changes(name=cst.Name(NEW), asname=None)
+        have_new = any(
+            isinstance(a.name, cst.Name) and a.name.value == NEW and a.asname is None for a in updated.names
+        )
+        for alias in updated.names:
+            name = alias.name.value if isinstance(alias.name, cst.Name) else None
+            asname = alias.asname.name.value if alias.asname and isinstance(alias.asname.name, cst.Name) else None
+            binding = asname or name
+            rename = False
+            if name == OLD and asname == NEW:
+                rename = True
+            elif not only_alias_to_new and binding in self._rewritten and binding not in self._blocked:
+                rename = (name == OLD) or (name == NEW and asname == OLD)
+            if rename:
                 changed = True
+                if have_new:
+                    continue  # already imported beside it
+                have_new = True
+                alias = alias.with_changes(name=cst.Name(NEW), asname=None)
             names.append(alias)
         if not changed:
-            return updated_node
-        self.record(original_node, f"import {OLD} as {NEW} -> import {NEW}")
-        return updated_node.with_changes(names=names)
+            return updated
+        if only_alias_to_new:
+            self.record(original, f"import {OLD} as {NEW} -> import {NEW}")
+        if names and isinstance(names[-1].comma, cst.Comma) and updated.rpar is None:
+            names[-1] = names[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+        return updated.with_changes(names=names)
 
     def _new_callee(self, original: cst.BaseExpression, updated: cst.BaseExpression) -> cst.BaseExpression | None:
         if isinstance(updated, cst.Attribute):
             return updated.with_changes(attr=cst.Name(NEW))
         if isinstance(updated, cst.Name):
-            if updated.value == NEW:
+            binding = updated.value
+            if binding == NEW:
                 return updated
             scope = self.get_metadata(ScopeProvider, original, None)
             if scope is not None:
                 for assignment in scope[NEW]:
                     node = getattr(assignment, "node", None)
                     if not isinstance(node, (cst.Import, cst.ImportFrom)):
+                        self._blocked.add(binding)
                         self.add_todo(original, f"`{NEW}` is already a different name here; rename by hand")
                         return None
-            self.add_needed_import("peft", NEW)
+            self._rewritten.add(binding)
             return cst.Name(NEW)
         return None
 
@@ -109,11 +142,18 @@ class PeftInt8Training(FunctionRule):
                 self.add_todo(
                     original,
                     f"dropped {', '.join(dropped)}: {NEW} has no such parameter "
-                    "(it upcasts every non-quantized fp16/bf16 parameter to fp32 instead)",
+                    "(it upcasts all non-quantized fp16/bf16 params to fp32)",
                 )
         if callee is updated.func and not dropped:
             return None  # already the new name (a fallback alias), nothing to change in the call
         return updated.with_changes(func=callee, args=args)
+
+    def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
+        result = super().leave_Call(original_node, updated_node)
+        if result is updated_node and isinstance(original_node.func, cst.Name) and self._kind(original_node.func) != "none":
+            if original_node.func.value != NEW:
+                self._blocked.add(original_node.func.value)  # left alone (ambiguous or TODO): keep its import
+        return result
 
     def rewrite_reference(self, original: cst.CSTNode, updated: cst.CSTNode) -> cst.BaseExpression | None:
         callee = self._new_callee(original, updated)

@@ -13,8 +13,8 @@ from codemods._calls import FunctionRule, bound_args
 from codemods.base import COMPAT_FLOOR
 
 WHY = (
-    "compat.cast_trainable_params casts only trainable parameters to bf16 (skipping DoRA magnitude vectors); "
-    "the old helper also upcast norm layers to fp32 and cast fp32 embeddings/lm_head to bf16: check memory and dtypes"
+    "cast_trainable_params casts only the trainable params to bf16 (not DoRA magnitudes); the old helper also "
+    "upcast norms to fp32 and cast fp32 embeddings/lm_head to bf16"
 )
 
 

@@ -50,7 +50,7 @@ class TrlPrepareModelForKbitTraining(FunctionRule):
         if not self.mentions("get_peft_model"):
             self.add_todo(
                 original,
-                "TRL's prepare_model_for_kbit_training froze every base parameter; compat.prepare_model does not "
-                "(get_peft_model does): freeze them yourself if no adapter is added",
+                "TRL's helper also froze every base param; compat.prepare_model does not (get_peft_model does): "
+                "freeze them if no adapter follows",
             )
         return updated.with_changes(func=callee, args=with_commas(args, updated.args))

@@ -147,6 +147,9 @@ class DictFlow:
     escapes: list[cst.CSTNode] = field(default_factory=list)
     all_keys: set[str] = field(default_factory=set)  # every literal key seen in definitions/stores
 
+    def describe(self, node: cst.CSTNode) -> str:
+        return describe(node)
+
     @property
     def key_nodes(self) -> list[tuple[str, cst.CSTNode]]:
         out = [(key, node) for key, node, _ in self.key_defs]
@@ -531,12 +534,12 @@ class HFRule(Rule):
                 flow.sinks.append(parent)
                 return
             if verdict is False:
-                flow.escapes.append(parent)
+                flow.escapes.append(call)
                 return
             if parent.star == "" and parent.keyword is None and isinstance(call, cst.Call):
                 if self._harmless_call(call):
                     return
-            flow.escapes.append(parent)
+            flow.escapes.append(call if isinstance(call, cst.Call) else parent)
             return
         if isinstance(parent, cst.Subscript) and parent.value is node:
             key = None
@@ -600,6 +603,11 @@ class HFRule(Rule):
             return
         flow.escapes.append(parent if parent is not None else node)
 
+    def first_use(self, flow: DictFlow, keys: Iterable[str] | None = None) -> cst.CSTNode:
+        """The key use of `flow` that comes first in the file (where a TODO goes)."""
+        uses = [n for k, n in flow.key_nodes if keys is None or k in keys]
+        return min(uses, key=self.line_of)
+
     def _harmless_call(self, call: cst.Call) -> bool:
         func = call.func
         if isinstance(func, cst.Name) and func.value in _HARMLESS_CALLEES and not self.imported_qnames(func):
@@ -626,9 +634,28 @@ def _unify(kinds: Iterable[Kind | None]) -> Kind | None:
         elif kind != result:
             if kind.what == result.what == "args":
                 continue
+            if kind.what == result.what == "ref" and is_loading_model_class(kind.qname) and is_loading_model_class(
+                result.qname
+            ):
+                continue  # `cls = AutoModelForSeq2SeqLM if s2s else AutoModelForCausalLM`
             return None
     return result
 
 
-def line_text(module: cst.Module, node: cst.CSTNode) -> str:
-    return module.code_for_node(node)
+def code(node: cst.CSTNode) -> str:
+    return " ".join(cst.Module(body=[]).code_for_node(node).split())
+
+
+def describe(node: cst.CSTNode) -> str:
+    """A short description of where a dict escapes to, for TODO comments."""
+    if isinstance(node, cst.Arg):
+        return f"`{_short(code(node))}` (another call)"
+    if isinstance(node, cst.Call):
+        return f"`{_short(code(node.func))}(...)`"
+    if isinstance(node, cst.Return):
+        return "a return"
+    return f"`{_short(code(node))}`"
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 50 else text[:47] + "..."

@@ -105,22 +105,21 @@ class TransformersActivationCheckpointing(HFRule):
                 self.add_todo(call, f"{old}() on a receiver of unknown type; if it is a transformers model "
                               f"(>= 5.23), call {METHODS[old]}()")
             return
-        tail = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", "")
-        if not isinstance(tail, str):
-            return
-        if tail.endswith(("Arguments", "Config")):
-            kind = self.kind_of(func)
-            if kind is not None and kind.what == "ref" and is_training_args_class(kind.qname):
+        if not any(a.star == "**" or (a.keyword is not None and a.keyword.value in FIELDS) for a in call.args):
+            return  # cheap: nothing this rule could act on in this call
+        if isinstance(func, cst.Attribute) and func.attr.value == "set_training":
+            if self.args_receiver(func.value):
                 self._rename_keywords(call)
-                for a in call.args:
-                    if a.star == "**" and isinstance(a.value, cst.Name):
-                        self._plan_flow(a.value)
-        elif tail == "replace" and call.args:
-            kind = self.kind_of(func)
-            if kind is not None and kind.what == "ref" and kind.qname == "dataclasses.replace":
-                if self.args_receiver(call.args[0].value):
-                    self._rename_keywords(call)
-        elif tail == "set_training" and isinstance(func, cst.Attribute) and self.args_receiver(func.value):
+            return
+        kind = self.kind_of(func)
+        if kind is None or kind.what != "ref":
+            return
+        if is_training_args_class(kind.qname):
+            self._rename_keywords(call)
+            for a in call.args:
+                if a.star == "**" and isinstance(a.value, cst.Name):
+                    self._plan_flow(a.value)
+        elif kind.qname == "dataclasses.replace" and call.args and self.args_receiver(call.args[0].value):
             self._rename_keywords(call)
 
     def _rename_keywords(self, call: cst.Call) -> None:
@@ -178,10 +177,14 @@ class TransformersActivationCheckpointing(HFRule):
         flow = self.dict_flow(name, KEYS, self._is_sink)
         if flow is None or not flow.sinks or not flow.key_nodes:
             return
-        first = flow.key_nodes[0][1]
-        if flow.escapes or not flow.visible:
-            self.add_todo(first, f"the dict {flow.name} with gradient_checkpointing keys is not only passed to the "
-                          "training arguments here; rename its keys to activation_checkpointing* by hand")
+        first = self.first_use(flow)
+        if flow.escapes:
+            self.add_todo(first, f"the dict {flow.name} with gradient_checkpointing keys also goes to "
+                          f"{flow.describe(flow.escapes[0])}; rename its keys to activation_checkpointing* by hand")
+            return
+        if not flow.visible and flow.reads:
+            self.add_todo(first, f"the dict {flow.name} comes from outside this scope and its gradient_checkpointing "
+                          "keys are read here; rename them to activation_checkpointing* where the dict is built")
             return
         if any(FIELDS[k] in flow.all_keys for k, _ in flow.key_nodes):
             self.add_todo(first, f"the dict {flow.name} has both gradient_checkpointing and "

@@ -112,9 +112,11 @@ class TransformersLoadInKbit(HFRule):
             if isinstance(func.value, cst.Name) and func.value.value in ("cls", "self"):
                 return None
             return "unknown" if recv is None else "foreign"
-        tail = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", "")
-        if not isinstance(tail, str) or not (tail == "pipeline" or tail.endswith("Config")):
-            return None
+        if not any(
+            a.star == "**" or (a.keyword is not None and (a.keyword.value in FLAGS + ("model_kwargs",) or _INIT_KWARGS.match(a.keyword.value)))
+            for a in call.args
+        ):
+            return None  # cheap: nothing this rule could act on in this call
         qname = self.ref_qname(func)
         if qname is None:
             return None
@@ -263,14 +265,16 @@ class TransformersLoadInKbit(HFRule):
         conditional = all(t is None for _, _, _, t in kept)
         dyn_indices = [i for i, _, _, t in kept if t is None] if conditional else []
 
+        layout = _layout(container, first) if len(kept_keys) + len(bnb_keys) > 1 else None
+
         def build(items: list[cst.BaseExpression | None]) -> cst.BaseExpression:
-            call = cst.Call(
-                func=cst.parse_expression(name),
-                args=[
-                    cst.Arg(keyword=cst.Name(key), value=items[i], equal=_NO_SPACE)
-                    for i, key in kept_keys + bnb_keys
-                ],
-            )
+            args = [cst.Arg(keyword=cst.Name(key), value=items[i], equal=_NO_SPACE) for i, key in kept_keys + bnb_keys]
+            call = cst.Call(func=cst.parse_expression(name), args=args)
+            if layout is not None:
+                inner, outer = layout
+                args = [a.with_changes(comma=cst.Comma(whitespace_after=inner)) for a in args[:-1]]
+                args.append(call.args[-1].with_changes(comma=cst.Comma(whitespace_after=outer)))
+                call = call.with_changes(args=args, whitespace_before_args=inner)
             if not dyn_indices:
                 return call
             tests = [items[i].deep_clone() for i in dyn_indices]
@@ -342,9 +346,10 @@ class TransformersLoadInKbit(HFRule):
         flag_uses = [(k, n) for k, n in flow.key_nodes if k in FLAGS]
         if not flag_uses:
             return
-        first = flag_uses[0][1]
+        first = self.first_use(flow, FLAGS)
         if flow.escapes:
-            self.add_todo(first, f"the dict {flow.name} with load_in_kbit keys also goes elsewhere; replace them by "
+            self.add_todo(first, f"the dict {flow.name} with load_in_kbit keys also goes to "
+                          f"{flow.describe(flow.escapes[0])}; replace them by "
                           "a quantization_config=BitsAndBytesConfig(...) key by hand")
             return
         if flow.reads:
@@ -456,6 +461,28 @@ def _bnb_alias(node: cst.ImportFrom) -> str | None:
         if isinstance(alias.name, cst.Name) and alias.name.value == BNB:
             return alias.asname.name.value if alias.asname is not None else BNB
     return None
+
+
+def _layout(container: cst.CSTNode, first: int):
+    """For a call/dict written one item per line: the whitespace that puts BitsAndBytesConfig's own arguments one
+    per line, one level deeper (inner), and its closing parenthesis back at the item's indentation (outer)."""
+    if isinstance(container, cst.Call):
+        items = list(container.args)
+        before = container.whitespace_before_args if first == 0 else items[first - 1].comma
+    elif isinstance(container, cst.Dict):
+        items = list(container.elements)
+        before = container.lbrace.whitespace_after if first == 0 else items[first - 1].comma
+    else:
+        return None
+    ws = before.whitespace_after if isinstance(before, cst.Comma) else before
+    if not isinstance(ws, cst.ParenthesizedWhitespace):
+        return None
+    newline = cst.TrailingWhitespace()
+    inner = cst.ParenthesizedWhitespace(
+        first_line=newline, indent=ws.indent, last_line=cst.SimpleWhitespace(ws.last_line.value + "    ")
+    )
+    outer = cst.ParenthesizedWhitespace(first_line=newline, indent=ws.indent, last_line=ws.last_line)
+    return inner, outer
 
 
 def _rebuild(updated: cst.CSTNode, drop: set[int], first: int | None, build) -> cst.CSTNode:

@@ -64,9 +64,11 @@ class TransformersTorchDtype(HFRule):
             if isinstance(func.value, cst.Name) and func.value.value in ("cls", "self"):
                 return None
             return "unknown" if recv is None else "foreign"
-        tail = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", "")
-        if not isinstance(tail, str) or not (tail == "pipeline" or tail.endswith("Config")):
-            return None
+        if not any(
+            a.star == "**" or (a.keyword is not None and (a.keyword.value in ("torch_dtype", "model_kwargs") or _INIT_KWARGS.match(a.keyword.value)))
+            for a in call.args
+        ):
+            return None  # cheap: nothing this rule could act on in this call
         qname = self.ref_qname(func)
         if qname is None:
             return None
@@ -178,10 +180,10 @@ class TransformersTorchDtype(HFRule):
         flow = self.dict_flow(name, KEYS, self._is_sink)
         if flow is None or not flow.sinks or not flow.key_nodes:
             return
-        first = flow.key_nodes[0][1]
+        first = self.first_use(flow)
         if flow.escapes:
-            where = self.module_code(flow.escapes[0])
-            self.add_todo(first, f"the dict {flow.name} also goes to `{where}`; rename its \"torch_dtype\" key to "
+            where = flow.describe(flow.escapes[0])
+            self.add_todo(first, f"the dict {flow.name} also goes to {where}; rename its \"torch_dtype\" key to "
                           "\"dtype\" by hand if every consumer is transformers >= 4.56")
             return
         if NEW in flow.all_keys:
@@ -189,14 +191,9 @@ class TransformersTorchDtype(HFRule):
             return
         if not flow.visible and flow.reads:
             self.add_todo(first, f"the dict {flow.name} comes from outside this scope and its \"torch_dtype\" key "
-                          "is read or merged here; rename it to \"dtype\" where the dict is built")
+                          "is read here; rename it to \"dtype\" where the dict is built")
             return
         self._rename_flow(flow)
-
-    def module_code(self, node: cst.CSTNode) -> str:
-        text = cst.Module(body=[]).code_for_node(node).strip()
-        text = " ".join(text.split())
-        return text if len(text) <= 60 else text[:57] + "..."
 
     # ------------------------------------------------------------------ edits
     def _rename_flow(self, flow: DictFlow) -> None:

@@ -69,11 +69,13 @@ class Settings:
     checkpointing_kwargs: Mapping[str, Any] | None = None
     zero3: bool = False
     fsdp: bool = False
+    from_args: bool = False  # checkpointing asked by a TrainingArguments, which the Trainer re-applies in train()
 
     @classmethod
     def resolve(cls, args: Any = None, gradient_checkpointing: bool | None = None,
                 gradient_checkpointing_kwargs: Mapping[str, Any] | None = None) -> "Settings":
         # transformers >= 5.23 names them activation_checkpointing*, with the old names mirrored: read the new first.
+        from_args = gradient_checkpointing is None and gradient_checkpointing_kwargs is None
         if gradient_checkpointing is None:
             gradient_checkpointing = _first_set(args, "activation_checkpointing", "gradient_checkpointing")
         if gradient_checkpointing_kwargs is None:
@@ -92,6 +94,7 @@ class Settings:
             checkpointing_kwargs=dict(gradient_checkpointing_kwargs) if gradient_checkpointing_kwargs else None,
             zero3=_is_zero3(args),
             fsdp=bool(getattr(args, "fsdp", None)),
+            from_args=from_args and args is not None,
         )
 
 
@@ -206,6 +209,10 @@ def checkpointing_steps(model: Any, settings: Settings, *, peft: bool, quantized
         kwargs["use_reentrant"] = False
         gate = "non_reentrant_default"
         why.append("use_reentrant=False, the transformers 5.x default (4.x defaults to reentrant)")
+        if settings.from_args and not versions.is_new("non_reentrant_default"):
+            # We never write to args, and transformers 4.x's Trainer.train() re-enables checkpointing from them.
+            why.append("note: Trainer.train() re-applies args' checkpointing with use_reentrant=True on transformers "
+                       "4.x; put gradient_checkpointing_kwargs={'use_reentrant': False} in args to keep this")
     if versions.is_new("activation_checkpointing_names"):
         method, kw = "activation_checkpointing_enable", "activation_checkpointing_kwargs"
         why.append("the name transformers >= 5.23 prefers (the old one warns)")

@@ -60,7 +60,12 @@ def test_explain_same_plan_from_keywords_as_from_args(tiny_model_path, tmp_path)
     model = load(scenario, tiny_model_path)
     from_args = explain(model, LoraConfig(), training_args(scenario, str(tmp_path), steps=1, device="cpu"))
     from_keywords = explain(model, LoraConfig(), gradient_checkpointing=True)
-    assert from_args == from_keywords
+    def essence(plan):
+        return [(step.name, step.gate, dict(step.params)) for step in plan]
+
+    assert essence(from_args) == essence(from_keywords)
+    # transformers 4.x's Trainer re-enables checkpointing from args in train(): the plan says how to keep ours
+    assert ("Trainer.train()" in str(from_args)) != versions.is_new("non_reentrant_default")
 
 
 def test_input_grads_reason_follows_the_gate(tiny_model_path):

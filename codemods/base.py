@@ -60,7 +60,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from typing import ClassVar, Iterable, Mapping, Pattern, Sequence, Union
+from collections.abc import Mapping
+from typing import ClassVar, Iterable, Pattern, Sequence, Union
 
 import libcst as cst
 from libcst.codemod import CodemodContext, VisitorBasedCodemodCommand
@@ -277,11 +278,16 @@ class Rule(VisitorBasedCodemodCommand):
         return tree.visit(self)
 
     def run(self, wrapper: MetadataWrapper) -> cst.Module:
-        """Run on a module whose metadata is (or will be) resolved by `wrapper`; shared across rules by the engine.
+        """Run on a module whose metadata is resolved lazily by `wrapper` (on the first `get_metadata` of each
+        provider, then cached in the wrapper: shared by all rules of the file). A rule that never asks for
+        qualified names (because its cheap structural checks found nothing) never pays for scope analysis.
         Returns `wrapper.module` itself when the rule recorded nothing."""
         self.context = replace(self.context, wrapper=wrapper)
-        with self.resolve(wrapper):
+        self.metadata = _LazyMetadata(wrapper, self.get_inherited_dependencies())  # type: ignore[assignment]
+        try:
             tree = self.transform_module_impl(wrapper.module)
+        finally:
+            self.metadata = {}
         if not self.findings:
             return wrapper.module
         if AddImportsVisitor.CONTEXT_KEY in self.context.scratch:
@@ -290,6 +296,32 @@ class Rule(VisitorBasedCodemodCommand):
             tree = RemoveImportsVisitor(self.context).transform_module(tree)
         tree = tree.visit(CollapseEmptyFallbacks(frozenset(self.context.scratch.get(STRIP_BLANK_KEY, ()))))
         return tree
+
+
+class _LazyMetadata(Mapping):
+    """`self.metadata` of a running rule: provider -> {node: value}, resolved on first access."""
+
+    def __init__(self, wrapper: MetadataWrapper, providers) -> None:
+        self._wrapper = wrapper
+        self._providers = frozenset(providers)
+        self._tables: dict = {}
+
+    def __getitem__(self, provider):
+        table = self._tables.get(provider)
+        if table is None:
+            if provider not in self._providers:
+                raise KeyError(provider)
+            table = self._tables[provider] = self._wrapper.resolve(provider)
+        return table
+
+    def __contains__(self, provider) -> bool:
+        return provider in self._providers
+
+    def __iter__(self):
+        return iter(self._providers)
+
+    def __len__(self) -> int:
+        return len(self._providers)
 
 
 # ---------------------------------------------------------------------- cleanup after import removal

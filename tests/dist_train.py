@@ -1,0 +1,80 @@
+"""One rank of the distributed test (tests/test_distributed.py): run by `torchrun --nproc-per-node 2`.
+
+    torchrun --nproc-per-node 2 tests/dist_train.py MODEL_DIR OUT_DIR
+
+Each rank loads the tiny model, prepares it with compat.prepare_model (LoRA + gradient checkpointing, read from
+TrainingArguments), trains it with transformers.Trainer under DDP (gloo, CPU), then writes its adapter weights to
+OUT_DIR/rank{R}.pt and what it observed to OUT_DIR/rank{R}.json. The test compares the ranks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import warnings
+
+
+def main(model_dir: str, out_dir: str, steps: int = 3) -> None:
+    import faulthandler
+
+    # Never hang the test suite: dump every thread's stack and exit if a collective deadlocks.
+    faulthandler.dump_traceback_later(float(os.environ.get("DIST_TRAIN_TIMEOUT", "150")), exit=True)
+    import torch
+    import transformers
+    from peft import LoraConfig
+
+    import compat
+    from compat import versions
+    from compat.scenarios import SCENARIOS, checkpointing_on, dataset, load, training_args
+
+    transformers.logging.set_verbosity_error()
+    rank = int(os.environ["RANK"])
+    torch.manual_seed(1234 + rank)  # different seeds per rank: DDP must still make the adapters identical
+
+    scenario = next(s for s in SCENARIOS if s.name == "LoRA+GC")
+    model = load(scenario, model_dir)
+    args = training_args(
+        scenario, os.path.join(out_dir, "trainer"), steps, "cpu",
+        per_device_train_batch_size=2, ddp_backend="gloo", ddp_find_unused_parameters=False,
+        learning_rate=1e-2, save_strategy="no",
+    )
+    before_args = repr(args)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = compat.prepare_model(model, LoraConfig(), args)
+    ours = [str(w.message) for w in caught if issubclass(w.category, FutureWarning)]
+
+    trainable = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    trainer = transformers.Trainer(model=model, args=args, train_dataset=dataset(rows=16))
+    trainer.train()
+
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    after = {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+    torch.save({"before": trainable, "after": after}, os.path.join(out_dir, f"rank{rank}.pt"))
+    report = {
+        "rank": rank,
+        "world_size": args.world_size,
+        "process_group": torch.distributed.is_initialized() and torch.distributed.get_world_size(),
+        "backend": torch.distributed.is_initialized() and torch.distributed.get_backend(),
+        "ddp_wrapped": trainer.model_wrapped is not trainer.model
+        and type(trainer.model_wrapped).__name__ == "DistributedDataParallel",
+        "global_step": trainer.state.global_step,
+        "losses": losses,
+        "finite": all(math.isfinite(x) for x in losses),
+        "gc": checkpointing_on(model),
+        "trainable": sum(p.numel() for p in after.values()),
+        "future_warnings_from_prepare": ours,
+        "args_unchanged": repr(args) == before_args,
+        "transformers": str(versions.installed("transformers")),
+        "peft": str(versions.installed("peft")),
+    }
+    with open(os.path.join(out_dir, f"rank{rank}.json"), "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2)
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], *(int(a) for a in sys.argv[3:4]))

@@ -15,6 +15,13 @@ How to write a rule
            trigger_regex = re.compile(r"\\bfoo\\s*=")     # optional finer check, run only when a trigger matched
            target = {"transformers": "4.56"}           # versions the rewritten code needs (the target gate)
            anchor = "transformers-foo"                 # MIGRATION.md section (defaults to the id)
+           uses_ast_check = True                       # optional: a cheap check on Python's own AST first
+
+           @classmethod
+           def ast_check(cls, tree: ast.Module) -> bool:  # False: certainly nothing to do, libcst never parses
+               imports = ast_imports(tree)
+               return any(isinstance(n, ast.keyword) and n.arg == "foo" for n in ast.walk(tree)) and any(
+                   q.startswith("transformers") for q in imports.values())
 
            def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
                if "transformers.AutoModel.from_pretrained" not in self.qualified_names(original_node.func):
@@ -29,6 +36,11 @@ How to write a rule
    ``self.add_needed_import(module, obj)`` / ``self.remove_unused_import(module, obj, asname)`` (libcst's
    ``AddImportsVisitor``/``RemoveImportsVisitor``; the removal only happens when the name is unused afterwards, and
    a try/except or if/else fallback whose blocks all became empty is collapsed afterwards).
+
+   The pre-filter is tiered, cheapest first, and a file is parsed by libcst only when some rule passes every tier:
+   ``triggers`` (substrings, checked on the raw bytes for all files), ``trigger_regex``, ``could_apply(source)``,
+   ``ast_check(tree)``. Make them precise: on big trees (transformers, diffusers) the libcst parse plus scope
+   analysis of a candidate file costs 0.1-1 s, the checks above microseconds to milliseconds.
 
 2. Contract with the engine:
 
@@ -160,6 +172,17 @@ class Rule(VisitorBasedCodemodCommand):
     @classmethod
     def could_apply(cls, source: str) -> bool:
         """Hook for a finer (still parse-free) pre-filter; runs only when the triggers matched."""
+        return True
+
+    # Set to True when overriding `ast_check`.
+    uses_ast_check: ClassVar[bool] = False
+
+    @classmethod
+    def ast_check(cls, tree: ast.Module) -> bool:
+        """Optional last pre-filter, on Python's own AST (the C parser: about 10x cheaper than the libcst parse and
+        far cheaper than scope analysis; parsed once per file and shared by the rules that use it). Return False
+        when the rule certainly has nothing to do (e.g. no call with a `torch_dtype=` keyword on a name imported
+        from transformers: see `ast_imports`). Set `uses_ast_check = True` to enable it."""
         return True
 
     # ------------------------------------------------------------------ instance
@@ -327,6 +350,28 @@ class _LazyMetadata(Mapping):
 # ---------------------------------------------------------------------- cleanup after import removal
 _SKIP_RE = re.compile(r"#\s*compat:\s*skip(?!-file)\b")
 SKIP_FILE_RE = re.compile(r"#\s*compat:\s*skip-file\b")
+
+
+def ast_imports(tree: ast.Module) -> dict[str, str]:
+    """Local name -> imported qualified name, for every absolute import anywhere in the file (cached on the tree):
+    `import a.b as c` -> {"c": "a.b"}; `import a.b` -> {"a": "a"}; `from a import b as c` -> {"c": "a.b"}."""
+    cached = getattr(tree, "_compat_imports", None)
+    if cached is not None:
+        return cached
+    found: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    found[alias.asname] = alias.name
+                else:
+                    head = alias.name.split(".")[0]
+                    found[head] = head
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            for alias in node.names:
+                found[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    tree._compat_imports = found  # type: ignore[attr-defined]
+    return found
 
 
 def skip_lines(source: str) -> frozenset[int]:

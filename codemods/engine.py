@@ -72,6 +72,14 @@ def transform(
     matching = prefilter(source, candidates)
     if not matching:
         return Result(source)
+    if any(r.uses_ast_check for r in matching):
+        try:
+            tree = ast.parse(source, filename or "<unknown>")
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+            return Result(source, parsed=True, error=f"parse error: {_one_line(exc)}")
+        matching = [r for r in matching if not r.uses_ast_check or r.ast_check(tree)]
+        if not matching:
+            return Result(source)
     try:
         module = cst.parse_module(source)
     except (cst.ParserSyntaxError, RecursionError, ValueError) as exc:

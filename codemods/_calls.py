@@ -11,6 +11,7 @@ with a TODO comment.
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar, Sequence
 
 import libcst as cst
@@ -19,6 +20,16 @@ from libcst.metadata import ScopeProvider
 from codemods.base import Rule
 
 COMPAT = "compat"
+
+
+def imports_module(package: str) -> re.Pattern[str]:
+    """Pre-filter regex: the file has an import statement of `package` (any form, also indented or after `;`).
+    A rule that resolves names through imports cannot apply to a file without one."""
+    p = re.escape(package)
+    return re.compile(
+        rf"(?:^|;)[ \t]*(?:from[ \t]+{p}\b|import[ \t]+(?:[\w.]+(?:[ \t]+as[ \t]+\w+)?[ \t]*,[ \t]*)*{p}\b)",
+        re.MULTILINE,
+    )
 
 
 def dotted(node: cst.BaseExpression | None) -> str | None:

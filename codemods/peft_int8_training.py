@@ -11,7 +11,7 @@ from __future__ import annotations
 import libcst as cst
 from libcst.metadata import ScopeProvider
 
-from codemods._calls import FunctionRule, as_keyword, bound_args, dotted, with_commas
+from codemods._calls import imports_module, FunctionRule, as_keyword, bound_args, dotted, with_commas
 
 NEW = "prepare_model_for_kbit_training"
 OLD = "prepare_model_for_int8_training"
@@ -25,6 +25,7 @@ class PeftInt8Training(FunctionRule):
     id = "peft-int8-training"
     summary = "peft's prepare_model_for_int8_training (removed in 0.10) -> prepare_model_for_kbit_training"
     triggers = (OLD,)
+    trigger_regex = imports_module("peft")
     target = {"peft": "0.4"}
     old_modules = MODULES
     old_name = OLD
@@ -67,9 +68,7 @@ class PeftInt8Training(FunctionRule):
             return updated
         names: list[cst.ImportAlias] = []
         changed = False
-        have_new = any(
-            isinstance(a.name, cst.Name) and a.name.value == NEW and a.asname is None for a in updated.names
-        )
+        have_new = any(isinstance(a.name, cst.Name) and a.name.value == NEW and a.asname is None for a in updated.names)
         for alias in updated.names:
             name = alias.name.value if isinstance(alias.name, cst.Name) else None
             asname = alias.asname.name.value if alias.asname and isinstance(alias.asname.name, cst.Name) else None
@@ -150,7 +149,11 @@ class PeftInt8Training(FunctionRule):
 
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
         result = super().leave_Call(original_node, updated_node)
-        if result is updated_node and isinstance(original_node.func, cst.Name) and self._kind(original_node.func) != "none":
+        if (
+            result is updated_node
+            and isinstance(original_node.func, cst.Name)
+            and self._kind(original_node.func) != "none"
+        ):
             if original_node.func.value != NEW:
                 self._blocked.add(original_node.func.value)  # left alone (ambiguous or TODO): keep its import
         return result

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from codemods._calls import FunctionRule, as_keyword, bound_args, kwarg, with_commas
+from codemods._calls import imports_module, FunctionRule, as_keyword, bound_args, kwarg, with_commas
 from codemods.base import COMPAT_FLOOR
 
 PARAMS = ("model", "gradient_checkpointing_kwargs")
@@ -22,6 +22,7 @@ class TrlEnableGradientCheckpointing(FunctionRule):
         "compat.prepare_model(model, gradient_checkpointing=True, gradient_checkpointing_kwargs=kwargs)"
     )
     triggers = ("enable_gradient_checkpointing",)
+    trigger_regex = imports_module("trl")
     target = COMPAT_FLOOR
     old_modules = ("trl.models", "trl.models.utils", "trl.experimental.utils")
     old_name = "enable_gradient_checkpointing"

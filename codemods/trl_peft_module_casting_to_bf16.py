@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from codemods._calls import FunctionRule, bound_args
+from codemods._calls import imports_module, FunctionRule, bound_args
 from codemods.base import COMPAT_FLOOR
 
 WHY = (
@@ -22,6 +22,7 @@ class TrlPeftModuleCastingToBf16(FunctionRule):
     id = "trl-peft-module-casting-to-bf16"
     summary = "TRL's peft_module_casting_to_bf16(model) -> compat.cast_trainable_params(model), with a TODO"
     triggers = ("peft_module_casting_to_bf16",)
+    trigger_regex = imports_module("trl")
     target = COMPAT_FLOOR
     old_modules = ("trl.trainer", "trl.trainer.utils", "trl.models", "trl.models.utils", "trl.experimental.utils")
     old_name = "peft_module_casting_to_bf16"

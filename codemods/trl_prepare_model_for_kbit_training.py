@@ -9,11 +9,9 @@ calls `get_peft_model` (then the base model would stay trainable).
 
 from __future__ import annotations
 
-import re
-
 import libcst as cst
 
-from codemods._calls import FunctionRule, as_keyword, bound_args, kwarg, with_commas
+from codemods._calls import imports_module, FunctionRule, as_keyword, bound_args, kwarg, with_commas
 from codemods.base import COMPAT_FLOOR
 
 PARAMS = ("model", "use_gradient_checkpointing", "gradient_checkpointing_kwargs")
@@ -26,7 +24,7 @@ class TrlPrepareModelForKbitTraining(FunctionRule):
         "compat.prepare_model(model, gradient_checkpointing=..., gradient_checkpointing_kwargs=...)"
     )
     triggers = ("prepare_model_for_kbit_training",)
-    trigger_regex = re.compile(r"\btrl\b")
+    trigger_regex = imports_module("trl")
     target = COMPAT_FLOOR
     old_modules = ("trl.models", "trl.models.utils", "trl.experimental.utils")
     old_name = "prepare_model_for_kbit_training"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from codemods._calls import FunctionRule
+from codemods._calls import imports_module, FunctionRule
 from codemods.base import COMPAT_FLOOR
 
 
@@ -16,6 +16,7 @@ class TrlPreparePeftModel(FunctionRule):
     id = "trl-prepare-peft-model"
     summary = "TRL's prepare_peft_model(model, peft_config, args) -> compat.prepare_model(same arguments)"
     triggers = ("prepare_peft_model",)
+    trigger_regex = imports_module("trl")
     target = COMPAT_FLOOR
     old_modules = ("trl.models", "trl.models.utils", "trl.experimental.utils")
     old_name = "prepare_peft_model"

@@ -144,7 +144,17 @@ class FunctionRule(Rule):
         names = self.qualified_names(node)
         if not names or not (names & self.old):
             return "none"
+        if self.in_fstring(node):
+            return "none"  # f-strings are never touched
         return "old" if names <= self.old else "ambiguous"
+
+    def in_fstring(self, node: cst.CSTNode) -> bool:
+        current = self.parent(node)
+        while current is not None and not isinstance(current, cst.BaseStatement):
+            if isinstance(current, (cst.FormattedString, cst.FormattedStringExpression)):
+                return True
+            current = self.parent(current)
+        return False
 
     def visit_Call(self, node: cst.Call) -> None:
         if self._kind(node.func) != "none":

@@ -1,0 +1,614 @@
+"""Per env: every version-dependent step of the preparation, asserted against what the gate table says.
+
+Two kinds of checks, both keyed by gate name:
+- the *fact*: the installed libraries really behave as the gate's side says (no compat involved), so a wrong row in
+  compat/versions.py fails in the env that disproves it;
+- the *step*: what compat plans (explain) and does (prepare_model, pretrained_kwargs) on this side of the gate.
+A check that cannot run here (CPU 4-bit below transformers 4.53 / bitsandbytes 0.47) skips with the gate's name.
+The last test fails when a gate of compat/versions.py has no check here.
+Also here: the ZeRO-3 and FSDP parts of the plan, from `args` that carry those settings (explain only: no DeepSpeed).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from compat import versions
+
+pytest.importorskip("transformers")
+torch = pytest.importorskip("torch")
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECKED: set[str] = set()  # gates with at least one check below
+
+
+def gate(name: str):
+    """Decorator: marks a test as checking gate `name` (the name must exist in the table)."""
+    assert name in versions.GATES_BY_NAME, f"unknown gate {name}"
+    CHECKED.add(name)
+    return lambda func: func
+
+
+def new(name: str) -> bool:
+    return versions.is_new(name)
+
+
+def need_peft():
+    pytest.importorskip("peft", reason="peft is not installed")
+
+
+def need_cpu_kbit():
+    g = versions.GATES_BY_NAME["bnb_cpu_kbit"]
+    if versions.installed("bitsandbytes") is None:
+        pytest.skip(f"gate bnb_cpu_kbit: bitsandbytes is not installed in this env (needs {g.requirement})")
+    if not new("bnb_cpu_kbit"):
+        pytest.skip(f"gate bnb_cpu_kbit (old side): 4-bit/8-bit on the CPU needs {g.requirement}")
+
+
+def lora(**kw):
+    from peft import LoraConfig
+
+    # Explicit target modules: peft < 0.16 has no default target list for Qwen3.
+    return LoraConfig(target_modules=["q_proj", "v_proj"], **kw)
+
+
+def load(path, dtype="auto", **quant):
+    from transformers import AutoModelForCausalLM
+
+    from compat import pretrained_kwargs
+
+    kwargs = pretrained_kwargs(dtype, **quant)
+    if quant:
+        kwargs["device_map"] = {"": "cpu"}
+    return AutoModelForCausalLM.from_pretrained(path, **kwargs)
+
+
+def load_4bit(path, compute="float16"):
+    return load(path, load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=compute)
+
+
+def gc_funcs(model):
+    return [m._gradient_checkpointing_func for m in model.modules()
+            if getattr(m, "gradient_checkpointing", False) and hasattr(m, "_gradient_checkpointing_func")]
+
+
+def reentrant_flags(model) -> set:
+    funcs = gc_funcs(model)
+    assert funcs, "no checkpointed layers"
+    # transformers wraps torch.utils.checkpoint.checkpoint in functools.partial(..., **kwargs)
+    return {getattr(f, "keywords", {}).get("use_reentrant", "unset") for f in funcs}
+
+
+def enable_gc_raw(model, **kwargs):
+    """transformers' own call (no compat), with the name this version prefers."""
+    if new("activation_checkpointing_names"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs or None)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs or None)
+
+
+def step(model, steps: int = 2):
+    ids = torch.randint(0, 1000, (2, 16), generator=torch.Generator().manual_seed(0))
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=0.1)
+    model.train()
+    loss = None
+    for _ in range(steps):
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    return loss
+
+
+def run_python(code: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=180)
+
+
+# --- loading: dtype_kwarg, default_dtype_auto, load_in_kbit_removed ---------------------------------------------
+
+
+@gate("dtype_kwarg")
+def test_pretrained_kwargs_uses_the_dtype_keyword_of_this_transformers():
+    from compat import pretrained_kwargs
+
+    keyword = "dtype" if new("dtype_kwarg") else "torch_dtype"
+    assert pretrained_kwargs("bfloat16") == {keyword: torch.bfloat16}
+    assert pretrained_kwargs(torch.float16) == {keyword: torch.float16}
+    assert pretrained_kwargs() == {keyword: "auto"}
+
+
+@gate("dtype_kwarg")
+def test_fact_dtype_keyword(tiny_model_path):
+    from transformers import AutoModelForCausalLM
+
+    if new("dtype_kwarg"):
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_path, dtype=torch.float16)
+        assert next(model.parameters()).dtype == torch.float16
+        model.config.to_json_string()  # serialisable on this side
+    else:
+        with pytest.raises(TypeError):
+            model = AutoModelForCausalLM.from_pretrained(tiny_model_path, dtype=torch.float16)
+            model.config.to_json_string()
+    # The keyword compat picks works on either side.
+    assert next(load(tiny_model_path, "float16").parameters()).dtype == torch.float16
+
+
+@gate("default_dtype_auto")
+def test_fact_default_dtype_and_the_explicit_dtype_we_always_pass(tiny_model_path):
+    from transformers import AutoModelForCausalLM
+
+    # The tiny checkpoint is saved in bf16.
+    implicit = next(AutoModelForCausalLM.from_pretrained(tiny_model_path).parameters()).dtype
+    assert implicit == (torch.bfloat16 if new("default_dtype_auto") else torch.float32)
+    # compat always passes a dtype, so both sides load the same thing.
+    assert next(load(tiny_model_path).parameters()).dtype == torch.bfloat16
+    assert next(load(tiny_model_path, "float32").parameters()).dtype == torch.float32
+
+
+@gate("load_in_kbit_removed")
+def test_pretrained_kwargs_never_passes_the_removed_flags():
+    if versions.installed("bitsandbytes") is None:
+        pytest.skip("gate load_in_kbit_removed: quantization_config needs bitsandbytes, not installed in this env")
+    from transformers import BitsAndBytesConfig
+
+    from compat import pretrained_kwargs
+
+    for flag in ("load_in_4bit", "load_in_8bit"):
+        kwargs = pretrained_kwargs("bfloat16", **{flag: True})
+        assert flag not in kwargs and "load_in_4bit" not in kwargs and "load_in_8bit" not in kwargs
+        config = kwargs["quantization_config"]
+        assert isinstance(config, BitsAndBytesConfig) and getattr(config, flag) is True
+    config = pretrained_kwargs("bfloat16", load_in_4bit=True, bnb_4bit_compute_dtype="float16")["quantization_config"]
+    assert config.bnb_4bit_compute_dtype == torch.float16
+
+
+@gate("load_in_kbit_removed")
+def test_fact_load_in_4bit_keyword(tiny_model_path):
+    from transformers import AutoModelForCausalLM
+
+    if new("load_in_kbit_removed"):
+        with pytest.raises(TypeError, match="load_in_4bit"):
+            AutoModelForCausalLM.from_pretrained(tiny_model_path, load_in_4bit=True)
+        return
+    need_cpu_kbit()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_path, load_in_4bit=True, device_map={"": "cpu"})
+    assert model.is_loaded_in_4bit
+
+
+# --- checkpointing: non_reentrant_default, activation_checkpointing_names ---------------------------------------
+
+
+@gate("non_reentrant_default")
+def test_fact_reentrant_default(tiny_model_path):
+    model = load(tiny_model_path)
+    enable_gc_raw(model)
+    assert reentrant_flags(model) == {not new("non_reentrant_default")}
+
+
+@gate("non_reentrant_default")
+def test_plan_sets_non_reentrant_on_every_version(tiny_model_path):
+    need_peft()
+    from compat import explain, prepare_model
+
+    model = load(tiny_model_path)
+    planned = explain(model, lora(), gradient_checkpointing=True)["checkpointing"]
+    kwargs = planned.params.get("activation_checkpointing_kwargs", planned.params.get("gradient_checkpointing_kwargs"))
+    # Always explicit (torch warns without the keyword): 4.x's reentrant default is overridden, 5.x's restated.
+    assert kwargs == {"use_reentrant": False}
+    assert planned.gate == "non_reentrant_default"
+    assert "4.x defaults to reentrant" in planned.reason
+    prepared = prepare_model(model, lora(), gradient_checkpointing=True)
+    assert reentrant_flags(prepared) == {False}, "non-reentrant checkpointing on every version"
+
+
+@gate("non_reentrant_default")
+def test_callers_use_reentrant_is_honoured(tiny_model_path):
+    need_peft()
+    from compat import explain, prepare_model
+
+    model = load(tiny_model_path)
+    planned = explain(model, lora(), gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": True})
+    assert {"use_reentrant": True}.items() <= dict(
+        planned["checkpointing"].params.get("activation_checkpointing_kwargs")
+        or planned["checkpointing"].params.get("gradient_checkpointing_kwargs")
+    ).items()
+    prepared = prepare_model(model, lora(), gradient_checkpointing=True,
+                             gradient_checkpointing_kwargs={"use_reentrant": True})
+    assert reentrant_flags(prepared) == {True}
+    assert torch.isfinite(step(prepared)), "reentrant + PEFT trains thanks to the input-grad hook"
+
+
+@gate("activation_checkpointing_names")
+def test_fact_and_plan_checkpointing_method_names(tiny_model_path):
+    need_peft()
+    from compat import explain, prepare_model
+
+    model = load(tiny_model_path)
+    assert hasattr(model, "activation_checkpointing_enable") == new("activation_checkpointing_names")
+    assert hasattr(model, "gradient_checkpointing_enable")  # the old name stays (alias on >= 5.23)
+    planned = explain(model, lora(), gradient_checkpointing=True)["checkpointing"]
+    if new("activation_checkpointing_names"):
+        assert planned.params["method"] == "activation_checkpointing_enable"
+        assert "activation_checkpointing_kwargs" in planned.params
+        with pytest.warns(FutureWarning):  # the fact: the old name warns on this side
+            load(tiny_model_path).gradient_checkpointing_enable()
+    else:
+        assert planned.params["method"] == "gradient_checkpointing_enable"
+        assert "gradient_checkpointing_kwargs" in planned.params
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prepared = prepare_model(model, lora(), gradient_checkpointing=True)
+    ours = [str(w.message) for w in caught if issubclass(w.category, FutureWarning)
+            and "checkpointing" in str(w.message)]
+    assert ours == [], f"FutureWarning from compat's own calls: {ours}"
+    assert gc_funcs(prepared)
+
+
+# --- input_grads_builtin ------------------------------------------------------------------------------------------
+
+
+def _embedding_hooks(model) -> int:
+    return len(model.get_input_embeddings()._forward_hooks)
+
+
+@gate("input_grads_builtin")
+def test_fact_42489_peft_plus_reentrant_checkpointing_without_the_hook(tiny_model_path):
+    """transformers #42489: without the input-grad hook a frozen-embedding model gets no gradient through reentrant
+    checkpointing on 4.x; 5.x registers the hook itself when checkpointing is enabled."""
+    need_peft()
+    from peft import get_peft_model
+
+    model = get_peft_model(load(tiny_model_path, "float32"), lora())
+    enable_gc_raw(model, use_reentrant=True)  # after get_peft_model, as the 4.x Trainer does
+    if new("input_grads_builtin"):
+        assert _embedding_hooks(model) >= 1
+        assert torch.isfinite(step(model))
+    else:
+        assert _embedding_hooks(model) == 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with pytest.raises(RuntimeError, match="does not require grad"):
+                step(model)
+
+
+@gate("input_grads_builtin")
+def test_input_grad_hook_present_after_prepare(tiny_model_path):
+    need_peft()
+    from compat import explain, prepare_model
+
+    model = load(tiny_model_path)
+    planned = explain(model, lora(), gradient_checkpointing=True)
+    assert planned.names.index("input_require_grads") == planned.names.index("checkpointing") + 1
+    assert planned["input_require_grads"].gate == "input_grads_builtin"
+    prepared = prepare_model(model, lora(), gradient_checkpointing=True)
+    assert _embedding_hooks(prepared) >= 1, "the input-grad hook is missing"
+    ids = torch.tensor([[1, 2, 3]])
+    assert prepared.get_input_embeddings()(ids).requires_grad
+    before = {n: p.detach().clone() for n, p in prepared.named_parameters() if p.requires_grad}
+    assert torch.isfinite(step(prepared, steps=3))
+    assert all(not torch.equal(p, before[n]) for n, p in prepared.named_parameters() if p.requires_grad)
+
+
+# --- hybrid_cache_removed -----------------------------------------------------------------------------------------
+
+
+def _guard_needed() -> bool:
+    return (new("hybrid_cache_removed") and versions.at_least("peft", "0.16.0")
+            and not versions.at_least("peft", "0.18.0"))
+
+
+@gate("hybrid_cache_removed")
+def test_fact_hybrid_cache_and_plain_import_peft():
+    need_peft()
+    proc = run_python("import transformers; print(hasattr(transformers, 'HybridCache'))")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(not new("hybrid_cache_removed"))
+    # `import peft` without compat: broken exactly where the guard is needed (t500-p017).
+    proc = run_python("import peft")
+    if _guard_needed():
+        assert proc.returncode != 0 and "HybridCache" in proc.stderr, proc.stderr[-2000:]
+    else:
+        assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+@gate("hybrid_cache_removed")
+def test_import_peft_after_import_compat_works_everywhere():
+    need_peft()
+    code = (
+        "import sys, compat\n"
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'import compat is not cheap'\n"
+        "import peft, transformers\n"
+        "from peft import LoraConfig, get_peft_model, PeftModel\n"
+        "print(hasattr(transformers, 'HybridCache'))\n"
+    )
+    proc = run_python(code)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # The placeholder only appears where it is needed; elsewhere transformers is left untouched.
+    assert proc.stdout.strip().splitlines()[-1] == str(_guard_needed() or not new("hybrid_cache_removed"))
+
+
+@gate("hybrid_cache_removed")
+def test_lora_trains_through_compat_in_a_fresh_process(tiny_model_path):
+    """The t500-p017 promise: peft imports and LoRA trains through compat (fresh interpreter: `import compat` first,
+    then peft, exactly as a user script would)."""
+    need_peft()
+    code = f"""
+import compat, torch
+from peft import LoraConfig
+from transformers import AutoModelForCausalLM
+model = AutoModelForCausalLM.from_pretrained({tiny_model_path!r}, **compat.pretrained_kwargs("bfloat16"))
+model = compat.prepare_model(model, LoraConfig(target_modules=["q_proj", "v_proj"]), gradient_checkpointing=True)
+before = {{n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}}
+opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+ids = torch.randint(0, 1000, (2, 16))
+for _ in range(3):
+    model(input_ids=ids, labels=ids).loss.backward(); opt.step(); opt.zero_grad()
+changed = [not torch.equal(p, before[n]) for n, p in model.named_parameters() if p.requires_grad]
+print(type(model).__name__, len(changed), all(changed))
+"""
+    proc = run_python(code)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    name, count, changed = proc.stdout.split()[-3:]
+    assert name.startswith("PeftModel") and count == "8" and changed == "True", proc.stdout
+
+
+# --- bnb_cpu_kbit, autocast_adapter_dtype_4bit, QLoRA ---------------------------------------------------------------
+
+
+@gate("bnb_cpu_kbit")
+def test_fact_cpu_4bit_and_8bit(tiny_model_path):
+    need_cpu_kbit()
+    model = load_4bit(tiny_model_path)
+    assert model.is_loaded_in_4bit
+    ids = torch.tensor([[1, 2, 3, 4]])
+    assert torch.isfinite(model(input_ids=ids).logits).all()
+    model8 = load(tiny_model_path, load_in_8bit=True)
+    assert model8.is_loaded_in_8bit
+    assert torch.isfinite(model8(input_ids=ids).logits.float()).all()
+
+
+@gate("autocast_adapter_dtype_4bit")
+def test_fact_autocast_false_on_4bit(tiny_model_path):
+    need_peft()
+    need_cpu_kbit()
+    from peft import get_peft_model
+
+    model = get_peft_model(load_4bit(tiny_model_path, compute="float16"), lora(), autocast_adapter_dtype=False)
+    dtypes = {p.dtype for n, p in model.named_parameters() if p.requires_grad}
+    assert dtypes == ({torch.float16} if new("autocast_adapter_dtype_4bit") else {torch.float32})
+
+
+@pytest.mark.parametrize("compute", ["float16", "bfloat16"])
+@gate("autocast_adapter_dtype_4bit")
+def test_qlora_adapters_are_bf16_after_prepare_on_both_sides(tiny_model_path, compute):
+    need_peft()
+    need_cpu_kbit()
+    from compat import explain, prepare_model
+
+    model = load_4bit(tiny_model_path, compute=compute)
+    planned = explain(model, lora(), gradient_checkpointing=True)
+    assert planned.names[-1] == "cast_trainable"
+    assert planned["cast_trainable"].gate == "autocast_adapter_dtype_4bit"
+    assert planned["get_peft_model"].params == {}  # no autocast keyword for a quantized base
+    prepared = prepare_model(model, lora(), gradient_checkpointing=True)
+    trainable = {n: p for n, p in prepared.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)
+    assert {p.dtype for p in trainable.values()} == {torch.bfloat16}
+    # Norms are not upcast to fp32 (the old kbit recipe did): every non-quantized frozen float stays as loaded.
+    assert all(p.dtype != torch.float32 for n, p in prepared.named_parameters() if "norm" in n)
+    before = {n: p.detach().clone() for n, p in trainable.items()}
+    assert torch.isfinite(step(prepared, steps=3))
+    assert all(not torch.equal(p, before[n]) for n, p in trainable.items())
+
+
+@gate("bnb_cpu_kbit")
+def test_8bit_lora_adapters_after_prepare(tiny_model_path):
+    need_peft()
+    need_cpu_kbit()
+    from compat import explain, prepare_model
+
+    model = load(tiny_model_path, load_in_8bit=True)
+    assert "cast_trainable" in explain(model, lora()).names
+    prepared = prepare_model(model, lora())
+    assert {p.dtype for p in prepared.parameters() if p.requires_grad} == {torch.bfloat16}
+
+
+# --- peft API gates ------------------------------------------------------------------------------------------------
+
+
+@gate("autocast_adapter_dtype_kwarg")
+def test_fact_autocast_keyword_and_plan_under_zero3(tiny_model_path):
+    need_peft()
+    from peft import get_peft_model
+
+    from compat import explain
+
+    assert ("autocast_adapter_dtype" in inspect.signature(get_peft_model).parameters) == new(
+        "autocast_adapter_dtype_kwarg")
+    planned = explain(load(tiny_model_path), lora(), zero3_args(gradient_checkpointing=True))["get_peft_model"]
+    if new("autocast_adapter_dtype_kwarg"):
+        assert planned.params == {"autocast_adapter_dtype": False}
+        assert planned.gate == "autocast_adapter_dtype_kwarg"
+    else:
+        assert planned.params == {}
+
+
+@gate("int8_training_removed")
+def test_fact_prepare_model_for_int8_training():
+    need_peft()
+    import peft
+
+    assert hasattr(peft, "prepare_model_for_int8_training") != new("int8_training_removed")
+    assert hasattr(peft, "prepare_model_for_kbit_training")
+
+
+@gate("kbit_auto_clear_cache")
+def test_fact_kbit_auto_clear_cache_keyword():
+    need_peft()
+    from peft import prepare_model_for_kbit_training
+
+    params = inspect.signature(prepare_model_for_kbit_training).parameters
+    assert ("auto_clear_cache" in params) == new("kbit_auto_clear_cache")
+    assert {"use_gradient_checkpointing", "gradient_checkpointing_kwargs"} <= set(params)
+
+
+@gate("python_floor")
+def test_fact_python_floor():
+    assert sys.version_info >= (3, 10)
+    if new("python_floor"):
+        assert versions.installed("python") >= versions.installed("python").__class__("3.10")
+        requires = versions.metadata.metadata("transformers").get("Requires-Python", "")
+        assert "3.1" in requires, requires  # >=3.10.0 or >=3.11.0
+
+
+# --- ZeRO-3 and FSDP settings in args (explain; DeepSpeed itself is not installed) ----------------------------------
+
+
+def zero3_args(**kw):
+    return SimpleNamespace(deepspeed_plugin=SimpleNamespace(zero_stage=3), **kw)
+
+
+def zero3_variants(tmp_path):
+    path = tmp_path / "ds_zero3.json"
+    path.write_text(json.dumps({"zero_optimization": {"stage": 3}}))
+    return {
+        "deepspeed_plugin": zero3_args(gradient_checkpointing=True),
+        "deepspeed dict": SimpleNamespace(gradient_checkpointing=True, deepspeed={"zero_optimization": {"stage": 3}}),
+        "deepspeed json path": SimpleNamespace(gradient_checkpointing=True, deepspeed=str(path)),
+    }
+
+
+def _ckpt_kwargs(planned) -> dict:
+    params = planned["checkpointing"].params
+    return dict(params.get("activation_checkpointing_kwargs") or params.get("gradient_checkpointing_kwargs") or {})
+
+
+@gate("non_reentrant_default")
+def test_zero3_forces_reentrant_and_keeps_the_adapter_dtype(tiny_model_path, tmp_path):
+    need_peft()
+    from compat import explain
+
+    model = load(tiny_model_path)
+    for label, args in zero3_variants(tmp_path).items():
+        before = repr(args)
+        planned = explain(model, lora(), args)
+        assert planned.names[:4] == ["validate", "get_peft_model", "checkpointing", "input_require_grads"], label
+        assert _ckpt_kwargs(planned)["use_reentrant"] is True, label
+        assert "ZeRO-3" in planned["checkpointing"].reason, label
+        assert planned["get_peft_model"].params == {"autocast_adapter_dtype": False}, label
+        assert repr(args) == before, f"{label}: args were changed"
+    # A caller's use_reentrant=False cannot stand under ZeRO-3 with PEFT: overridden, with a warning.
+    args = zero3_args(gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False})
+    with pytest.warns(UserWarning, match="use_reentrant"):
+        planned = explain(model, lora(), args)
+    assert _ckpt_kwargs(planned)["use_reentrant"] is True
+    assert args.gradient_checkpointing_kwargs == {"use_reentrant": False}, "args were changed"
+
+
+def test_zero_stage_2_and_no_peft_are_not_zero3_plans(tiny_model_path, tmp_path):
+    need_peft()
+    from compat import explain
+
+    model = load(tiny_model_path)
+    stage2 = SimpleNamespace(gradient_checkpointing=True, deepspeed={"zero_optimization": {"stage": 2}})
+    planned = explain(model, lora(), stage2)
+    assert planned["get_peft_model"].params == {}
+    assert _ckpt_kwargs(planned).get("use_reentrant") is False
+    # Full fine-tuning under ZeRO-3: nothing about adapters; reentrant not forced (that is for PEFT).
+    planned = explain(model, None, zero3_args(gradient_checkpointing=True))
+    assert "get_peft_model" not in planned.names
+    assert _ckpt_kwargs(planned).get("use_reentrant") is not True
+
+
+def test_zero3_with_a_quantized_base_does_not_pass_autocast(tiny_model_path):
+    need_peft()
+    need_cpu_kbit()
+    from compat import explain
+
+    planned = explain(load_4bit(tiny_model_path), lora(), zero3_args(gradient_checkpointing=True))
+    assert planned["get_peft_model"].params == {}
+    assert _ckpt_kwargs(planned)["use_reentrant"] is True
+    assert "cast_trainable" in planned.names
+
+
+@pytest.mark.parametrize("fsdp", ["full_shard auto_wrap", ["full_shard", "auto_wrap"]])
+def test_fsdp_gives_one_dtype_for_a_fresh_model(tiny_model_path, fsdp):
+    need_peft()
+    from compat import explain, prepare_model
+
+    args = SimpleNamespace(fsdp=fsdp, gradient_checkpointing=False)
+    model = load(tiny_model_path)  # bf16 checkpoint
+    planned = explain(model, lora(), args)
+    # Either an explicit uniform_dtype step or adapters created in the base dtype (autocast_adapter_dtype=False).
+    if "uniform_dtype" in planned.names:
+        assert planned["uniform_dtype"].params == {"dtype": "bfloat16"}
+    else:
+        assert planned["get_peft_model"].params == {"autocast_adapter_dtype": False}, str(planned)
+        assert "FSDP" in planned["get_peft_model"].reason
+    prepared = prepare_model(model, lora(), args)
+    assert {p.dtype for p in prepared.parameters()} == {torch.bfloat16}, "FSDP needs one dtype for all parameters"
+    # Without FSDP the adapters are fp32 (peft's autocast) on a bf16 base: the FSDP setting is what changed that.
+    plain = prepare_model(load(tiny_model_path), lora())
+    assert {p.dtype for p in plain.parameters() if p.requires_grad} == {torch.float32}
+
+
+def test_fsdp_plans_uniform_dtype_for_an_existing_adapter(tiny_model_path):
+    """A PeftModel whose adapters peft upcast to fp32 on a bf16 base: FSDP needs them cast to the frozen dtype."""
+    need_peft()
+    from peft import get_peft_model
+
+    from compat import explain, prepare_model
+
+    model = get_peft_model(load(tiny_model_path), lora())
+    assert {p.dtype for p in model.parameters() if p.requires_grad} == {torch.float32}
+    args = SimpleNamespace(fsdp="full_shard auto_wrap")
+    planned = explain(model, None, args)
+    assert planned.names[-1] == "uniform_dtype", str(planned)
+    assert planned["uniform_dtype"].params == {"dtype": "bfloat16"}
+    assert "FSDP" in planned["uniform_dtype"].reason
+    prepared = prepare_model(model, None, args)
+    assert {p.dtype for p in prepared.parameters()} == {torch.bfloat16}
+    assert args.fsdp == "full_shard auto_wrap"
+    assert "uniform_dtype" not in explain(get_peft_model(load(tiny_model_path), lora()), None, SimpleNamespace()).names
+
+
+def test_no_fsdp_no_uniform_dtype(tiny_model_path):
+    need_peft()
+    from compat import explain
+
+    for args in (SimpleNamespace(fsdp=""), SimpleNamespace(fsdp=[]), SimpleNamespace()):
+        assert "uniform_dtype" not in explain(load(tiny_model_path), lora(), args).names
+
+
+# --- the table is fully checked -------------------------------------------------------------------------------------
+
+
+def test_every_gate_has_a_per_env_check():
+    missing = [g.name for g in versions.GATES if g.name not in CHECKED]
+    assert not missing, f"gates without a check in tests/test_gates_per_env.py: {missing}"
+
+
+def test_this_env_side_of_every_gate_is_printed():
+    """`pytest -s -k side_of_every_gate` shows which side of each gate this env is on (and that each is decided)."""
+    lines = []
+    for g in versions.GATES:
+        side = g.side()
+        lines.append(f"{g.name:<31} {side or '-'}")
+        if side is None:
+            assert any(versions.installed(pkg) is None for pkg, _ in g.since)
+    print("\n".join(lines))

@@ -3,6 +3,10 @@
 To add a rule: write ``codemods/<name>.py`` (see the guide in ``codemods/base.py``), then append ONE import line
 below and the class to ``RULES``. The order of ``RULES`` is the order the rules run in on a file (and in
 ``--list-rules``). Nothing in this package imports torch, transformers, peft or bitsandbytes.
+
+Then drop fixture pairs into ``tests/codemods/fixtures/<rule id>/<case>.py.in`` / ``.py.out`` (first line
+``# target: transformers=4.55`` to test the other side of the gate); ``pytest tests/codemods`` runs them (output ==
+expected, output parses, second run is a no-op). The engine is ``codemods.engine.transform(source, settings)``.
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ RULES: list[type[Rule]] = [
     TransformersLoadInKbit,
     TransformersActivationCheckpointing,
 ]
-
 
 
 def rules_by_id() -> dict[str, type[Rule]]:

@@ -253,13 +253,23 @@ def process_file(path_str: str, settings: Settings, mode: str, display: str) -> 
     if result.status != "changed":
         return result
     if mode == MODE_DIFF:
-        result.diff = _unified_diff(data.decode(decode(data).encoding), new_data.decode(decode(data).encoding), display)
+        encoding = decode(data).encoding
+        result.diff = _unified_diff(data.decode(encoding), new_data.decode(encoding), display)
     elif mode == MODE_WRITE:
         try:
             atomic_write(path, new_data, st.st_mtime_ns)
         except OSError as exc:
             return FileResult(display, "failed", error=f"cannot write: {exc}")
     return result
+
+
+def _init_worker() -> None:
+    """Ctrl-C goes to the parent only; a terminated worker unwinds (SystemExit) so that a write in progress
+    removes its temp file instead of leaving it behind."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def _worker(job: tuple[str, str, Settings, str]) -> FileResult:
@@ -679,7 +689,7 @@ def run_files(
 
         methods = multiprocessing.get_all_start_methods()
         ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
-        with ctx.Pool(min(jobs, len(work))) as pool:
+        with ctx.Pool(min(jobs, len(work)), initializer=_init_worker) as pool:
             chunk = max(1, min(16, len(work) // (jobs * 4)))
             for i, res in zip(candidates, pool.imap(_worker, work, chunksize=chunk)):
                 results[i] = res

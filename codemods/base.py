@@ -288,6 +288,10 @@ class Rule(VisitorBasedCodemodCommand):
 
     def _with_todos(self, original: Statement, node: Statement, texts: Sequence[str]) -> Statement:
         existing = {line.comment.value.strip() for line in node.leading_lines if line.comment is not None}
+        module = self.context.wrapper.module if self.context.wrapper is not None else None
+        if module is not None and module.body and module.body[0] is original:
+            # comments above the first statement of a file are parsed into the module header
+            existing |= {line.comment.value.strip() for line in module.header if line.comment is not None}
         new = [t for t in texts if t not in existing]
         if not new:
             return node

@@ -70,6 +70,7 @@ How to write a rule
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass, field, replace
 from collections.abc import Mapping
@@ -392,12 +393,14 @@ def _is_empty_block(block: cst.BaseSuite | None) -> bool:
 def _only_imports(block: cst.BaseSuite) -> bool:
     if not isinstance(block, cst.IndentedBlock) or not block.body:
         return False
+    imports = 0
     for stmt in block.body:
         if not isinstance(stmt, cst.SimpleStatementLine):
             return False
         if not all(isinstance(s, (cst.Import, cst.ImportFrom, cst.Pass)) for s in stmt.body):
             return False
-    return True
+        imports += sum(isinstance(s, (cst.Import, cst.ImportFrom)) for s in stmt.body)
+    return imports > 0
 
 
 _EMPTY = cst.Module(body=[])

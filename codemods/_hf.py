@@ -17,14 +17,17 @@ scopes, parents), without any extra parse:
 
 from __future__ import annotations
 
+import ast
+import re
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
+from typing import Callable, ClassVar, Iterable, Iterator
 
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, QualifiedNameSource, ScopeProvider
 
 from codemods.base import Rule
 
+_IMPORTS_HF = re.compile(r"^[ \t]*(?:from|import)[ \t]+(?:transformers|trl|peft)\b", re.M)
 HF_ROOTS = frozenset({"transformers", "trl", "peft"})
 # Libraries with look-alike method names (`is_gradient_checkpointing` on diffusers' ModelMixin, sentence-transformers'
 # own `gradient_checkpointing_enable`): in a file that imports one, an unknown receiver is ambiguous.
@@ -45,7 +48,9 @@ MODEL_PRESERVING_METHODS = frozenset(
     {"to", "cuda", "cpu", "half", "float", "bfloat16", "eval", "train", "requires_grad_", "merge_and_unload",
      "get_base_model", "to_empty"}
 )  # fmt: skip
-PEFT_MODEL_FUNCTIONS = frozenset({"get_peft_model", "prepare_model_for_kbit_training", "prepare_model_for_int8_training"})
+PEFT_MODEL_FUNCTIONS = frozenset(
+    {"get_peft_model", "prepare_model_for_kbit_training", "prepare_model_for_int8_training"}
+)
 LOAD_METHODS = frozenset({"from_pretrained", "from_config", "_from_config"})
 
 
@@ -164,6 +169,22 @@ _LOG_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "critical
 
 class HFRule(Rule):
     """Base of the three transformers rules: the plan/apply plumbing plus the queries in the module docstring."""
+
+    ast_key: ClassVar[str] = ""  # this rule's entry in AstFacts.flags
+    _strict: ClassVar[bool] = False
+
+    @classmethod
+    def enabled(cls, settings) -> bool:
+        # The engine asks enabled(settings) right before the text pre-filter; `could_apply` has no settings, and in
+        # --strict mode the ast pre-check must also let through the files with ambiguous cases (they get TODOs).
+        cls._strict = bool(getattr(settings, "strict", False))
+        return super().enabled(settings)
+
+    @classmethod
+    def could_apply(cls, source: str) -> bool:
+        if "model_init_kwargs" not in source and _IMPORTS_HF.search(source) is None:
+            return False
+        return ast_says(source, cls.ast_key, cls._strict)
 
     # ------------------------------------------------------------------ plan / apply
     def __init__(self, *args, **kwargs) -> None:
@@ -634,8 +655,10 @@ def _unify(kinds: Iterable[Kind | None]) -> Kind | None:
         elif kind != result:
             if kind.what == result.what == "args":
                 continue
-            if kind.what == result.what == "ref" and is_loading_model_class(kind.qname) and is_loading_model_class(
-                result.qname
+            if (
+                kind.what == result.what == "ref"
+                and is_loading_model_class(kind.qname)
+                and is_loading_model_class(result.qname)
             ):
                 continue  # `cls = AutoModelForSeq2SeqLM if s2s else AutoModelForCausalLM`
             return None
@@ -659,3 +682,283 @@ def describe(node: cst.CSTNode) -> str:
 
 def _short(text: str) -> str:
     return text if len(text) <= 50 else text[:47] + "..."
+
+
+# ----------------------------------------------------------------------------------------------- the ast pre-check
+# libcst's parse plus scope/qualified-name metadata costs seconds on a 6,000-line file (transformers' own
+# modeling_utils.py, trainer.py); CPython's ast parses it in ~60 ms. The rules' `could_apply` runs this cheap
+# over-approximation of their own decision on the ast: a file is handed to libcst only when it holds a call or an
+# attribute that the rule could act on (a receiver that can be typed, a class imported from transformers/trl/peft).
+# It must never say "no" where the libcst pass would rewrite or flag something.
+
+
+class AstFacts:
+    """Per-file facts from one `ast.parse`, shared by the three rules (cached on the source string)."""
+
+    def __init__(self, tree: ast.Module) -> None:
+        self.imports: dict[str, str] = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.asname:
+                        self.imports[alias.asname] = alias.name
+                    else:
+                        head = alias.name.split(".", 1)[0]
+                        self.imports[head] = head
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                for alias in node.names:
+                    self.imports[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+        self.hf_imported = any(root(q) in HF_ROOTS for q in self.imports.values())
+        self.tree = tree
+        self._module_assigns = _assigned_values(tree.body)
+        self._module_keys = _dict_keys(tree.body)
+        self.flags = {"torch_dtype": False, "kbit": False, "activation": False}
+        self.strict_flags = {"torch_dtype": False, "kbit": False, "activation": False}
+        if (
+            self.hf_imported
+            or "model_init_kwargs" in {getattr(n, "attr", None) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+            or any(isinstance(n, ast.keyword) and n.arg and n.arg.endswith("model_init_kwargs") for n in ast.walk(tree))
+        ):
+            self._scan(tree, None, None)
+
+    # -------------------------------------------------------------- resolution
+    def resolve(self, node: ast.AST) -> str | None:
+        if isinstance(node, ast.Name):
+            return self.imports.get(node.id)
+        if isinstance(node, ast.Attribute):
+            base = self.resolve(node.value)
+            return f"{base}.{node.attr}" if base else None
+        return None
+
+    def _could_be_class(self, node: ast.AST, func) -> bool:
+        """`node` may refer to a loading model class: imported, or a local alias (`M = A if c else B`)."""
+        qname = self.resolve(node)
+        if qname is not None:
+            return is_loading_model_class(qname)
+        if isinstance(node, ast.Name) and node.id not in self.imports:
+            values = self._values(node.id, func)
+            return any(isinstance(v, (ast.Name, ast.Attribute, ast.IfExp)) for v in values)
+        return False
+
+    def _values(self, name: str, func) -> list[ast.AST]:
+        if func is not None:
+            local = func._compat_assigns.get(name)
+            if local is not None:
+                return local
+            if name in func._compat_params:
+                return []
+        return self._module_assigns.get(name, [])
+
+    def _could_be_typed(self, node: ast.AST, func, cls) -> bool:
+        """`node` may get a known kind (model, args, trainer) in the libcst pass."""
+        if isinstance(node, ast.Call):
+            return True
+        if isinstance(node, ast.Name):
+            if node.id in ("self", "cls"):
+                return False
+            if func is not None and node.id in func._compat_params:
+                ann = func._compat_params[node.id]
+                if ann is None:
+                    return False
+                qname = self.resolve(ann)
+                return qname is not None and is_hf(qname)
+            values = self._values(node.id, func)
+            return any(isinstance(v, (ast.Call, ast.IfExp, _Unpacked)) for v in values)
+        if isinstance(node, ast.Attribute):
+            if isinstance(node.value, ast.Name) and node.value.id == "self":
+                return (
+                    node.attr in ("args", "model")
+                    and cls is not None
+                    and any((self.resolve(b) or "").split(".", 1)[0] in HF_ROOTS for b in cls.bases)
+                )
+            return node.attr in ("args", "model") and self._could_be_typed(node.value, func, cls)
+        if isinstance(node, ast.IfExp):
+            return self._could_be_typed(node.body, func, cls) or self._could_be_typed(node.orelse, func, cls)
+        return False
+
+    # -------------------------------------------------------------- the scan
+    def _scan(self, node: ast.AST, func, cls) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                params = {}
+                args = child.args
+                for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
+                    params[a.arg] = a.annotation
+                for a in (args.vararg, args.kwarg):
+                    if a is not None:
+                        params[a.arg] = None
+                child._compat_params = params  # type: ignore[attr-defined]
+                body = child.body if isinstance(child.body, list) else []
+                child._compat_assigns = _assigned_values(body)  # type: ignore[attr-defined]
+                child._compat_keys = _dict_keys(body)  # type: ignore[attr-defined]
+                self._scan(child, child, cls)
+                continue
+            if isinstance(child, ast.ClassDef):
+                self._scan(child, func, child)
+                continue
+            if isinstance(child, ast.Call):
+                self._call(child, func, cls)
+            elif isinstance(child, ast.Attribute):
+                self._attribute(child, func, cls)
+            elif isinstance(child, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+                targets = child.targets if isinstance(child, ast.Assign) else [child.target]
+                for t in targets:
+                    if isinstance(t, ast.Attribute) and t.attr.endswith("model_init_kwargs"):
+                        self.flags["torch_dtype"] = self.flags["kbit"] = True
+            elif isinstance(child, ast.Subscript):
+                if isinstance(child.value, ast.Attribute) and child.value.attr.endswith("model_init_kwargs"):
+                    self.flags["torch_dtype"] = True
+            self._scan(child, func, cls)
+
+    def _star_keys(self, call: ast.Call, func) -> set[str]:
+        """The literal keys of the same-scope dicts passed to `call` with `**name`."""
+        keys_map = func._compat_keys if func is not None else self._module_keys
+        found: set[str] = set()
+        for k in call.keywords:
+            if k.arg is None and isinstance(k.value, ast.Name):
+                found |= keys_map.get(k.value.id, set())
+        return found
+
+    def _call(self, call: ast.Call, func, cls) -> None:
+        keywords = {k.arg for k in call.keywords}
+        if None in keywords:
+            keywords |= self._star_keys(call, func)
+        star = False
+        f = call.func
+        if isinstance(f, ast.Attribute) and f.attr in LOAD_METHODS:
+            loadish = self._could_be_class(f.value, func)
+            if "torch_dtype" in keywords or star:
+                self.flags["torch_dtype"] |= loadish
+                self.strict_flags["torch_dtype"] |= "torch_dtype" in keywords
+            if f.attr == "from_pretrained" and (keywords & {"load_in_4bit", "load_in_8bit"} or star):
+                self.flags["kbit"] |= loadish
+                self.strict_flags["kbit"] |= bool(keywords & {"load_in_4bit", "load_in_8bit"})
+        if isinstance(f, ast.Attribute) and f.attr in (
+            "gradient_checkpointing_enable",
+            "gradient_checkpointing_disable",
+        ):
+            self.flags["activation"] |= self._could_be_typed(f.value, func, cls)
+            self.strict_flags["activation"] = True
+        if keywords & {"gradient_checkpointing", "gradient_checkpointing_kwargs"} or star:
+            qname = self.resolve(f) or ""
+            if is_training_args_class(qname) or qname == "dataclasses.replace":
+                self.flags["activation"] = True
+            elif isinstance(f, ast.Attribute) and f.attr == "set_training":
+                self.flags["activation"] |= self._could_be_typed(f.value, func, cls)
+        if keywords & {"torch_dtype", "model_kwargs"} or star:
+            qname = self.resolve(f) or ""
+            if (root(qname) == "transformers" and last(qname) == "pipeline") or (
+                isinstance(f, ast.Name)
+                and f.id not in self.imports
+                and any(
+                    isinstance(v, ast.IfExp) or last(self.resolve(v) or "") == "pipeline"
+                    for v in self._values(f.id, func)
+                )
+            ):  # transformers.pipeline, or a local alias of it
+                self.flags["torch_dtype"] = True
+                self.flags["kbit"] |= "model_kwargs" in keywords
+        if any(k and k.endswith("model_init_kwargs") for k in keywords):
+            if root(self.resolve(f) or "") == "trl" or (isinstance(f, ast.Name) and f.id not in self.imports):
+                self.flags["torch_dtype"] = self.flags["kbit"] = True
+
+    def _attribute(self, node: ast.Attribute, func, cls) -> None:
+        if node.attr == "is_gradient_checkpointing":
+            self.flags["activation"] |= self._could_be_typed(node.value, func, cls)
+            self.strict_flags["activation"] = True
+        elif node.attr in ("gradient_checkpointing", "gradient_checkpointing_kwargs"):
+            if not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+                self.flags["activation"] |= self._could_be_typed(node.value, func, cls)
+                self.strict_flags["activation"] = True
+
+
+class _Unpacked(ast.AST):
+    """Marker value: the name is one element of a tuple assignment (`a, b = parser.parse_...()`)."""
+
+
+def _dict_keys(body: list[ast.stmt]) -> dict[str, set[str]]:
+    """name -> the literal keys it is given or asked for in `body` (dict displays, dict(...), d["k"], d.get("k"),
+    d.update(k=...)), not descending into nested functions or classes."""
+    out: dict[str, set[str]] = {}
+
+    def keys_of(value: ast.AST) -> set[str]:
+        if isinstance(value, ast.Dict):
+            return {k.value for k in value.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "dict":
+            found = {k.arg for k in value.keywords if k.arg}
+            for a in value.args:
+                found |= keys_of(a)
+            return found
+        return set()
+
+    stack: list[ast.AST] = list(body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                if isinstance(t, ast.Name):
+                    out.setdefault(t.id, set()).update(keys_of(node.value))
+        elif isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+            if isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+                out.setdefault(node.value.id, set()).add(node.slice.value)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name):
+            name = node.func.value.id
+            if node.func.attr == "update":
+                found = {k.arg for k in node.keywords if k.arg}
+                for a in node.args:
+                    found |= keys_of(a)
+                out.setdefault(name, set()).update(found)
+            elif node.func.attr in ("get", "pop", "setdefault") and node.args:
+                first = node.args[0]
+                if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                    out.setdefault(name, set()).add(first.value)
+        stack.extend(ast.iter_child_nodes(node))
+    return out
+
+
+def _assigned_values(body: list[ast.stmt]) -> dict[str, list[ast.AST]]:
+    """name -> the values assigned to it in `body` (not descending into nested functions or classes)."""
+    out: dict[str, list[ast.AST]] = {}
+    stack: list[ast.AST] = list(body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        if isinstance(node, ast.Assign):
+            for t in node.targets:
+                if isinstance(t, ast.Name):
+                    out.setdefault(t.id, []).append(node.value)
+                elif isinstance(t, (ast.Tuple, ast.List)):
+                    for el in t.elts:
+                        if isinstance(el, ast.Name):
+                            out.setdefault(el.id, []).append(_Unpacked())
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            out.setdefault(node.target.id, []).append(node.value)
+        elif isinstance(node, ast.NamedExpr) and isinstance(node.target, ast.Name):
+            out.setdefault(node.target.id, []).append(node.value)
+        stack.extend(ast.iter_child_nodes(node))
+    return out
+
+
+_AST_CACHE: list = [None, None]
+
+
+def ast_facts(source: str) -> AstFacts | None:
+    """The facts of `source` (None when CPython cannot parse it: then libcst decides and reports)."""
+    if _AST_CACHE[0] is source:
+        return _AST_CACHE[1]
+    try:
+        facts: AstFacts | None = AstFacts(ast.parse(source))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        facts = None
+    _AST_CACHE[0], _AST_CACHE[1] = source, facts
+    return facts
+
+
+def ast_says(source: str, rule: str, strict: bool) -> bool:
+    facts = ast_facts(source)
+    if facts is None:
+        return True
+    return facts.flags[rule] or (strict and facts.strict_flags[rule])

@@ -7,18 +7,19 @@ Rewritten:
 - model methods: `m.gradient_checkpointing_enable(gradient_checkpointing_kwargs=...)` ->
   `m.activation_checkpointing_enable(activation_checkpointing_kwargs=...)`, `m.gradient_checkpointing_disable()`
   -> `m.activation_checkpointing_disable()`, `m.is_gradient_checkpointing` -> `m.is_activation_checkpointing`, when
-  `m` is a transformers/peft model (known from the same scope: `from_pretrained`, `get_peft_model`, a
-  `PreTrainedModel` annotation, `trainer.model`, `self.model` in a Trainer subclass), or unknown but unambiguous:
-  the file imports transformers/trl/peft, defines no function of that name, and imports no library with look-alike
-  names (diffusers' `is_gradient_checkpointing`, sentence-transformers' own `gradient_checkpointing_enable`).
+  `m` is known to be a transformers/peft model in the same scope (`from_pretrained`/`from_config`, `get_peft_model`,
+  `prepare_model_for_kbit_training`, `.to(...)` chains, a `PreTrainedModel`/model-class annotation, `trainer.model`,
+  `self.model` in a Trainer subclass).
 - `TrainingArguments`/`Seq2SeqTrainingArguments`/TRL configs (`SFTConfig`, `DPOConfig`, `GRPOConfig`, ...):
   the keywords `gradient_checkpointing=`/`gradient_checkpointing_kwargs=` (also in `dataclasses.replace(args, ...)`,
   `args.set_training(...)` and the keys of a same-scope dict passed with `**`), and attribute reads/writes on an
   object whose type is known in the same scope (constructor call, annotation, `HfArgumentParser`/`TrlParser`
   `parse_*` unpacking, `self.args` in a Trainer subclass, `trainer.args`).
 Left alone: `self.`/`cls.`/`super()` calls, a class's own methods and user functions with such parameters,
-argparse namespaces, dataclass fields, strings, comments, `getattr`; unknown receivers that are ambiguous (a TODO
-with --strict).
+argparse namespaces, dataclass fields, strings, comments, `getattr`; receivers of unknown type (a parameter, an
+attribute): diffusers' ModelMixin has `is_gradient_checkpointing` too, sentence-transformers and user classes their own
+`gradient_checkpointing_enable`, so a guess could break working code (a TODO with --strict, in files that import
+transformers/trl/peft).
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ FIELDS = {
     "gradient_checkpointing_kwargs": "activation_checkpointing_kwargs",
 }
 KEYS = frozenset(FIELDS)
-_IMPORTS_HF = re.compile(r"^[ \t]*(?:from|import)[ \t]+(?:transformers|trl|peft)\b", re.M)
 _ARGS_LIKE = re.compile(r"arg|conf|cfg", re.I)
 
 
@@ -55,14 +55,13 @@ class TransformersActivationCheckpointing(HFRule):
     )
     target = {"transformers": "5.23"}
 
-    @classmethod
-    def could_apply(cls, source: str) -> bool:
-        return _IMPORTS_HF.search(source) is not None
+    ast_key = "activation"
 
     # ------------------------------------------------------------------ receivers
     def model_receiver(self, recv: cst.BaseExpression, name: str) -> str:
-        """"yes", "no" (self/cls/super(), a known non-model) or "ambiguous" (unknown type, and the name is
-        ambiguous in this file)."""
+        """ "yes" (a transformers/peft model), "no" (self/cls/super(), a known non-model) or "ambiguous" (unknown:
+        a parameter, an attribute, a call result we cannot type; diffusers' ModelMixin has `is_gradient_checkpointing`
+        too, sentence-transformers and user classes their own `gradient_checkpointing_enable`)."""
         if isinstance(recv, cst.Name) and recv.value in ("self", "cls"):
             return "no"
         if isinstance(recv, cst.Call) and isinstance(recv.func, cst.Name) and recv.func.value == "super":
@@ -70,11 +69,7 @@ class TransformersActivationCheckpointing(HFRule):
         kind = self.kind_of(recv)
         if kind is not None:
             return "yes" if kind.what == "model" else "no"
-        if name in self.defined_names() or self.lookalike_imported():
-            return "ambiguous"
-        if not (self.imported_roots() & HF_ROOTS):
-            return "ambiguous"
-        return "yes"
+        return "ambiguous"
 
     def args_receiver(self, recv: cst.BaseExpression) -> bool:
         kind = self.kind_of(recv)
@@ -99,11 +94,17 @@ class TransformersActivationCheckpointing(HFRule):
                 self.edit(func.attr, lambda n, new=new: n.with_changes(value=new), f"{old} -> {new}")
                 kw = keyword_arg(call, "gradient_checkpointing_kwargs")
                 if kw is not None and keyword_arg(call, "activation_checkpointing_kwargs") is None:
-                    self.edit(kw, _rename_keyword("activation_checkpointing_kwargs"),
-                              "gradient_checkpointing_kwargs= -> activation_checkpointing_kwargs=")
-            elif verdict == "ambiguous" and self.settings.strict:
-                self.add_todo(call, f"{old}() on a receiver of unknown type; if it is a transformers model "
-                              f"(>= 5.23), call {METHODS[old]}()")
+                    self.edit(
+                        kw,
+                        _rename_keyword("activation_checkpointing_kwargs"),
+                        "gradient_checkpointing_kwargs= -> activation_checkpointing_kwargs=",
+                    )
+            elif verdict == "ambiguous" and self.settings.strict and self.imported_roots() & HF_ROOTS:
+                self.add_todo(
+                    call,
+                    f"{old}() on a receiver of unknown type; if it is a transformers model "
+                    f"(>= 5.23), call {METHODS[old]}()",
+                )
             return
         if not any(a.star == "**" or (a.keyword is not None and a.keyword.value in FIELDS) for a in call.args):
             return  # cheap: nothing this rule could act on in this call
@@ -141,9 +142,12 @@ class TransformersActivationCheckpointing(HFRule):
             verdict = self.model_receiver(node.value, attr)
             if verdict == "yes" and not self.in_fstring(node):
                 self.edit(node.attr, lambda n: n.with_changes(value=PROPERTY[1]), f"{PROPERTY[0]} -> {PROPERTY[1]}")
-            elif verdict == "ambiguous" and self.settings.strict:
-                self.add_todo(node, f"{attr} on a receiver of unknown type; if it is a transformers model "
-                              f"(>= 5.23), read {PROPERTY[1]}")
+            elif verdict == "ambiguous" and self.settings.strict and self.imported_roots() & HF_ROOTS:
+                self.add_todo(
+                    node,
+                    f"{attr} on a receiver of unknown type; if it is a transformers model "
+                    f"(>= 5.23), read {PROPERTY[1]}",
+                )
             return
         if attr not in FIELDS:
             return
@@ -158,8 +162,11 @@ class TransformersActivationCheckpointing(HFRule):
         if self.settings.strict and self.kind_of(recv) is None:
             text = cst.Module(body=[]).code_for_node(recv)
             if _ARGS_LIKE.search(text):
-                self.add_todo(node, f"{text}.{attr}: if {text} is a TrainingArguments/TRL config (transformers >= "
-                              f"5.23), use .{FIELDS[attr]}")
+                self.add_todo(
+                    node,
+                    f"{text}.{attr}: if {text} is a TrainingArguments/TRL config (transformers >= "
+                    f"5.23), use .{FIELDS[attr]}",
+                )
 
     # ------------------------------------------------------------------ dicts passed with ** to TrainingArguments
     def _is_sink(self, use: cst.CSTNode, container: cst.CSTNode) -> bool | None:
@@ -179,16 +186,25 @@ class TransformersActivationCheckpointing(HFRule):
             return
         first = self.first_use(flow)
         if flow.escapes:
-            self.add_todo(first, f"the dict {flow.name} with gradient_checkpointing keys also goes to "
-                          f"{flow.describe(flow.escapes[0])}; rename its keys to activation_checkpointing* by hand")
+            self.add_todo(
+                first,
+                f"the dict {flow.name} with gradient_checkpointing keys also goes to "
+                f"{flow.describe(flow.escapes[0])}; rename its keys to activation_checkpointing* by hand",
+            )
             return
         if not flow.visible and flow.reads:
-            self.add_todo(first, f"the dict {flow.name} comes from outside this scope and its gradient_checkpointing "
-                          "keys are read here; rename them to activation_checkpointing* where the dict is built")
+            self.add_todo(
+                first,
+                f"the dict {flow.name} comes from outside this scope and its gradient_checkpointing "
+                "keys are read here; rename them to activation_checkpointing* where the dict is built",
+            )
             return
         if any(FIELDS[k] in flow.all_keys for k, _ in flow.key_nodes):
-            self.add_todo(first, f"the dict {flow.name} has both gradient_checkpointing and "
-                          "activation_checkpointing keys; keep the new ones")
+            self.add_todo(
+                first,
+                f"the dict {flow.name} has both gradient_checkpointing and "
+                "activation_checkpointing keys; keep the new ones",
+            )
             return
         for k, node, _ in flow.key_defs:
             if isinstance(node, cst.DictElement):
@@ -205,7 +221,7 @@ class TransformersActivationCheckpointing(HFRule):
     def _rename_string(self, node: cst.CSTNode, key: str) -> None:
         if isinstance(node, cst.SimpleString) and literal_string(node) == key and not self.planned(node):
             new = FIELDS[key]
-            self.edit(node, lambda s: renamed_string(s, key, new), f"\"{key}\" -> \"{new}\"")
+            self.edit(node, lambda s: renamed_string(s, key, new), f'"{key}" -> "{new}"')
 
 
 def _rename_keyword(new: str):

@@ -39,7 +39,6 @@ KEYS = frozenset(FLAGS + BNB_KWARGS)
 QC = "quantization_config"
 BNB = "BitsAndBytesConfig"
 _INIT_KWARGS = re.compile(r"^(?:\w+_)?model_init_kwargs$")
-_IMPORTS_HF = re.compile(r"^[ \t]*(?:from|import)[ \t]+(?:transformers|trl|peft)\b", re.M)
 _NO_SPACE = cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace(""))
 
 
@@ -96,9 +95,7 @@ class TransformersLoadInKbit(HFRule):
     trigger_regex = re.compile(r"\bload_in_[48]bit[ \t]*=(?!=)|[\"']load_in_[48]bit[\"']")
     target = {"transformers": "4.30"}
 
-    @classmethod
-    def could_apply(cls, source: str) -> bool:
-        return "model_init_kwargs" in source or _IMPORTS_HF.search(source) is not None
+    ast_key = "kbit"
 
     # ------------------------------------------------------------------ classification
     def sink(self, call: cst.Call) -> str | None:
@@ -113,7 +110,11 @@ class TransformersLoadInKbit(HFRule):
                 return None
             return "unknown" if recv is None else "foreign"
         if not any(
-            a.star == "**" or (a.keyword is not None and (a.keyword.value in FLAGS + ("model_kwargs",) or _INIT_KWARGS.match(a.keyword.value)))
+            a.star == "**"
+            or (
+                a.keyword is not None
+                and (a.keyword.value in FLAGS + ("model_kwargs",) or _INIT_KWARGS.match(a.keyword.value))
+            )
             for a in call.args
         ):
             return None  # cheap: nothing this rule could act on in this call
@@ -178,8 +179,11 @@ class TransformersLoadInKbit(HFRule):
                     self._plan_dict_value(a.value, call)
         elif kind == "unknown" and self.settings.strict:
             if any(keyword_arg(call, f) is not None for f in FLAGS):
-                self.add_todo(call, "load_in_4bit=/load_in_8bit= on a receiver of unknown type; if it is a "
-                              "transformers model class, pass quantization_config=BitsAndBytesConfig(...)")
+                self.add_todo(
+                    call,
+                    "load_in_4bit=/load_in_8bit= on a receiver of unknown type; if it is a "
+                    "transformers model class, pass quantization_config=BitsAndBytesConfig(...)",
+                )
 
     def _plan_dict_value(self, value: cst.BaseExpression, anchor: cst.CSTNode) -> None:
         if isinstance(value, cst.Name):
@@ -228,15 +232,19 @@ class TransformersLoadInKbit(HFRule):
         if group.qc is not None:
             config = self._bnb_config_call(group.qc[1])
             if config is None:
-                raise _Todo("load_in_4bit=/load_in_8bit= is passed beside a quantization_config; put the flag in "
-                            "that config and drop it here (transformers >= 5 rejects it)")
+                raise _Todo(
+                    "load_in_4bit=/load_in_8bit= is passed beside a quantization_config; put the flag in "
+                    "that config and drop it here (transformers >= 5 rejects it)"
+                )
             for _, key, value in group.flags:
                 truth = _truth(value)
                 said = keyword_arg(config, key)
                 said_truth = _truth(said.value) if said is not None else False
                 if truth is None or truth != said_truth:
-                    raise _Todo(f"{key}= does not match the quantization_config passed beside it; keep one of them "
-                                "(transformers >= 5 rejects the flag)")
+                    raise _Todo(
+                        f"{key}= does not match the quantization_config passed beside it; keep one of them "
+                        "(transformers >= 5 rejects the flag)"
+                    )
             for _, key, value in group.bnbs:
                 said = keyword_arg(config, key)
                 if said is None or not _same(said.value, value):
@@ -252,12 +260,16 @@ class TransformersLoadInKbit(HFRule):
             return (lambda updated: _rebuild(updated, drop, None, None)), "load_in_kbit=False dropped"
         dynamic = [value for _, _, value, t in kept if t is None]
         if any(not _simple(v) for v in dynamic):
-            raise _Todo("load_in_4bit=/load_in_8bit= with a computed value; pass quantization_config="
-                        "BitsAndBytesConfig(...) if <value> else None")
+            raise _Todo(
+                "load_in_4bit=/load_in_8bit= with a computed value; pass quantization_config="
+                "BitsAndBytesConfig(...) if <value> else None"
+            )
         name = self._bnb_func(container)
         if name is None:
-            raise _Todo("the name BitsAndBytesConfig is bound to something else here; pass quantization_config="
-                        "transformers.BitsAndBytesConfig(...)")
+            raise _Todo(
+                "the name BitsAndBytesConfig is bound to something else here; pass quantization_config="
+                "transformers.BitsAndBytesConfig(...)"
+            )
         first = min(i for i, _, _, _ in truths)
         drop |= {i for i, _, _, _ in truths if i != first}
         kept_keys = [(i, key) for i, key, _, _ in kept]
@@ -348,37 +360,58 @@ class TransformersLoadInKbit(HFRule):
             return
         first = self.first_use(flow, FLAGS)
         if flow.escapes:
-            self.add_todo(first, f"the dict {flow.name} with load_in_kbit keys also goes to "
-                          f"{flow.describe(flow.escapes[0])}; replace them by "
-                          "a quantization_config=BitsAndBytesConfig(...) key by hand")
+            self.add_todo(
+                first,
+                f"the dict {flow.name} with load_in_kbit keys also goes to "
+                f"{flow.describe(flow.escapes[0])}; replace them by "
+                "a quantization_config=BitsAndBytesConfig(...) key by hand",
+            )
             return
         if flow.reads:
-            self.add_todo(first, f"the load_in_kbit keys of the dict {flow.name} are read here; replace them by a "
-                          "quantization_config=BitsAndBytesConfig(...) key by hand")
+            self.add_todo(
+                first,
+                f"the load_in_kbit keys of the dict {flow.name} are read here; replace them by a "
+                "quantization_config=BitsAndBytesConfig(...) key by hand",
+            )
             return
         containers = {id(c): c for _, _, c in flow.key_defs}
         with_flags = {id(c) for k, _, c in flow.key_defs if k in FLAGS}
         stray = [c for cid, c in containers.items() if cid not in with_flags]
         if stray or (flow.stores and (flow.key_defs or QC in flow.all_keys)):
-            self.add_todo(first, f"the dict {flow.name} gets its load_in_kbit/bnb keys in several places; build one "
-                          "quantization_config=BitsAndBytesConfig(...) key by hand")
+            self.add_todo(
+                first,
+                f"the dict {flow.name} gets its load_in_kbit/bnb keys in several places; build one "
+                "quantization_config=BitsAndBytesConfig(...) key by hand",
+            )
             return
         if any(k not in FLAGS for k, _ in flow.stores):
-            self.add_todo(first, f"the dict {flow.name} gets bnb_*/llm_int8_* keys; build one "
-                          "quantization_config=BitsAndBytesConfig(...) key by hand")
+            self.add_todo(
+                first,
+                f"the dict {flow.name} gets bnb_*/llm_int8_* keys; build one "
+                "quantization_config=BitsAndBytesConfig(...) key by hand",
+            )
             return
         if len(flow.stores) > 1:
-            self.add_todo(first, f"the dict {flow.name} gets several load_in_kbit keys; build one "
-                          "quantization_config=BitsAndBytesConfig(...) key by hand")
+            self.add_todo(
+                first,
+                f"the dict {flow.name} gets several load_in_kbit keys; build one "
+                "quantization_config=BitsAndBytesConfig(...) key by hand",
+            )
             return
         for container in containers.values():
             if isinstance(container, cst.Call) and not _is_dict_call(container):
-                self.add_todo(first, f"the load_in_kbit keys of {flow.name} come from .update(); build one "
-                              "quantization_config=BitsAndBytesConfig(...) key by hand")
+                self.add_todo(
+                    first,
+                    f"the load_in_kbit keys of {flow.name} come from .update(); build one "
+                    "quantization_config=BitsAndBytesConfig(...) key by hand",
+                )
                 return
             if QC in flow.all_keys and keyword_or_key(container, QC) is None:
-                self.add_todo(first, f"the dict {flow.name} also gets a quantization_config elsewhere; drop the "
-                              "load_in_kbit keys if it says the same")
+                self.add_todo(
+                    first,
+                    f"the dict {flow.name} also gets a quantization_config elsewhere; drop the "
+                    "load_in_kbit keys if it says the same",
+                )
                 return
         for container in containers.values():
             self._plan_group(container, container)
@@ -394,8 +427,11 @@ class TransformersLoadInKbit(HFRule):
         value = assign.value
         truth = _truth(value)
         if truth is None and not _simple(value):
-            self.add_todo(sub, f"{key} with a computed value; set the quantization_config key to "
-                          "BitsAndBytesConfig(...) if <value> else None")
+            self.add_todo(
+                sub,
+                f"{key} with a computed value; set the quantization_config key to "
+                "BitsAndBytesConfig(...) if <value> else None",
+            )
             return
         name = self._bnb_func(assign)
         if name is None:
@@ -409,8 +445,11 @@ class TransformersLoadInKbit(HFRule):
             s = tgt.target
             string = s.slice[0].slice.value
             new_sub = s.with_changes(
-                slice=[s.slice[0].with_changes(slice=cst.Index(string.with_changes(
-                    value=string.value.replace(key, QC, 1))))]
+                slice=[
+                    s.slice[0].with_changes(
+                        slice=cst.Index(string.with_changes(value=string.value.replace(key, QC, 1)))
+                    )
+                ]
             )
             if truth is False:
                 new_value: cst.BaseExpression = cst.Name("None")
@@ -419,11 +458,12 @@ class TransformersLoadInKbit(HFRule):
                     func=cst.parse_expression(name),
                     args=[cst.Arg(keyword=cst.Name(key), value=updated.value, equal=_NO_SPACE)],
                 )
-                new_value = call if truth else cst.IfExp(test=updated.value.deep_clone(), body=call,
-                                                        orelse=cst.Name("None"))
+                new_value = (
+                    call if truth else cst.IfExp(test=updated.value.deep_clone(), body=call, orelse=cst.Name("None"))
+                )
             return updated.with_changes(targets=[tgt.with_changes(target=new_sub)], value=new_value)
 
-        self.edit(assign, fn, f"d[\"{key}\"] -> d[\"{QC}\"] = BitsAndBytesConfig(...)")
+        self.edit(assign, fn, f'd["{key}"] -> d["{QC}"] = BitsAndBytesConfig(...)')
 
 
 def keyword_or_key(container: cst.CSTNode, key: str):

@@ -36,23 +36,22 @@ from codemods._hf import (
 OLD, NEW = "torch_dtype", "dtype"
 KEYS = frozenset({OLD})
 _INIT_KWARGS = re.compile(r"^(?:\w+_)?model_init_kwargs$")
-_IMPORTS_HF = re.compile(r"^[ \t]*(?:from|import)[ \t]+(?:transformers|trl|peft)\b", re.M)
 
 
 class TransformersTorchDtype(HFRule):
     id = "transformers-torch-dtype"
-    summary = "torch_dtype= -> dtype= in from_pretrained/from_config/pipeline/TRL model_init_kwargs (and same-scope dicts)"
+    summary = (
+        "torch_dtype= -> dtype= in from_pretrained/from_config/pipeline/TRL model_init_kwargs (and same-scope dicts)"
+    )
     triggers = ("torch_dtype",)
     trigger_regex = re.compile(r"\btorch_dtype[ \t]*=(?!=)|[\"']torch_dtype[\"']")
     target = {"transformers": "4.56"}
 
-    @classmethod
-    def could_apply(cls, source: str) -> bool:
-        return "model_init_kwargs" in source or _IMPORTS_HF.search(source) is not None
+    ast_key = "torch_dtype"
 
     # ------------------------------------------------------------------ classification
     def sink(self, call: cst.Call) -> str | None:
-        """"load" (a transformers loading call), "pipeline", "trl_config" (a TRL config class: its
+        """ "load" (a transformers loading call), "pipeline", "trl_config" (a TRL config class: its
         *model_init_kwargs keywords), "foreign"/"unknown" (a from_pretrained-like call we cannot vouch for), None."""
         func = call.func
         if isinstance(func, cst.Attribute) and func.attr.value in LOAD_METHODS:
@@ -65,7 +64,11 @@ class TransformersTorchDtype(HFRule):
                 return None
             return "unknown" if recv is None else "foreign"
         if not any(
-            a.star == "**" or (a.keyword is not None and (a.keyword.value in ("torch_dtype", "model_kwargs") or _INIT_KWARGS.match(a.keyword.value)))
+            a.star == "**"
+            or (
+                a.keyword is not None
+                and (a.keyword.value in ("torch_dtype", "model_kwargs") or _INIT_KWARGS.match(a.keyword.value))
+            )
             for a in call.args
         ):
             return None  # cheap: nothing this rule could act on in this call
@@ -123,8 +126,11 @@ class TransformersTorchDtype(HFRule):
         for text, strings in attr_stores.items():
             for string in strings:
                 if text in attr_reads:
-                    self.add_todo(string, f"{text}[\"torch_dtype\"] is also read here; rename the key to \"dtype\" "
-                                  "in the writes and the reads together")
+                    self.add_todo(
+                        string,
+                        f'{text}["torch_dtype"] is also read here; rename the key to "dtype" '
+                        "in the writes and the reads together",
+                    )
                 else:
                     self._rename_string(string)
 
@@ -153,8 +159,11 @@ class TransformersTorchDtype(HFRule):
                 if a.keyword is not None and _INIT_KWARGS.match(a.keyword.value):
                     self._plan_dict_value(a.value, call)
         elif kind == "unknown" and self.settings.strict and keyword_arg(call, OLD) is not None:
-            self.add_todo(call, "torch_dtype= on a receiver of unknown type; if it is a transformers model class "
-                          "(>= 4.56), write dtype=")
+            self.add_todo(
+                call,
+                "torch_dtype= on a receiver of unknown type; if it is a transformers model class "
+                "(>= 4.56), write dtype=",
+            )
 
     def _plan_dict_value(self, value: cst.BaseExpression, anchor: cst.CSTNode) -> None:
         """A dict handed to transformers as a whole (TRL model_init_kwargs, pipeline model_kwargs)."""
@@ -167,7 +176,7 @@ class TransformersTorchDtype(HFRule):
         if not flow.key_defs:
             return
         if NEW in flow.all_keys:
-            self.add_todo(anchor, "both \"torch_dtype\" and \"dtype\" keys are given; keep \"dtype\" only")
+            self.add_todo(anchor, 'both "torch_dtype" and "dtype" keys are given; keep "dtype" only')
             return
         self._rename_flow(flow)
 
@@ -183,15 +192,21 @@ class TransformersTorchDtype(HFRule):
         first = self.first_use(flow)
         if flow.escapes:
             where = flow.describe(flow.escapes[0])
-            self.add_todo(first, f"the dict {flow.name} also goes to {where}; rename its \"torch_dtype\" key to "
-                          "\"dtype\" by hand if every consumer is transformers >= 4.56")
+            self.add_todo(
+                first,
+                f'the dict {flow.name} also goes to {where}; rename its "torch_dtype" key to '
+                '"dtype" by hand if every consumer is transformers >= 4.56',
+            )
             return
         if NEW in flow.all_keys:
-            self.add_todo(first, f"the dict {flow.name} has both \"torch_dtype\" and \"dtype\" keys; keep \"dtype\"")
+            self.add_todo(first, f'the dict {flow.name} has both "torch_dtype" and "dtype" keys; keep "dtype"')
             return
         if not flow.visible and flow.reads:
-            self.add_todo(first, f"the dict {flow.name} comes from outside this scope and its \"torch_dtype\" key "
-                          "is read here; rename it to \"dtype\" where the dict is built")
+            self.add_todo(
+                first,
+                f'the dict {flow.name} comes from outside this scope and its "torch_dtype" key '
+                'is read here; rename it to "dtype" where the dict is built',
+            )
             return
         self._rename_flow(flow)
 
@@ -211,5 +226,4 @@ class TransformersTorchDtype(HFRule):
 
     def _rename_string(self, node: cst.CSTNode) -> None:
         if isinstance(node, cst.SimpleString) and not self.planned(node):
-            self.edit(node, lambda s: renamed_string(s, OLD, NEW), "\"torch_dtype\" -> \"dtype\"")
-
+            self.edit(node, lambda s: renamed_string(s, OLD, NEW), '"torch_dtype" -> "dtype"')

@@ -103,6 +103,7 @@ class FunctionRule(Rule):
 
     old_modules: ClassVar[tuple[str, ...]] = ()
     old_name: ClassVar[str] = ""
+    origin: ClassVar[str] = "TRL's"  # for messages
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -166,8 +167,8 @@ class FunctionRule(Rule):
         if self._kind(original_node.func) == "ambiguous":
             self.add_todo(
                 original_node,
-                f"`{dotted(original_node.func)}` may be TRL/peft's `{self.old_name}` or another object here; "
-                "rewrite it by hand",
+                f"`{dotted(original_node.func)}` may be {self.origin} `{self.old_name}` or another object here "
+                "(it is also bound otherwise in this file); rewrite it by hand",
             )
             return updated_node
         new = self.rewrite_call(original_node, updated_node)
@@ -179,6 +180,8 @@ class FunctionRule(Rule):
     def _leave_reference(self, original_node, updated_node):
         if id(original_node) in self._in_call or self._kind(original_node) != "old":
             return updated_node
+        if isinstance(self.parent(original_node), cst.Del):
+            return updated_node  # `del name` unbinds the old import: nothing to rewrite
         new = self.rewrite_reference(original_node, updated_node)
         if new is None:
             return updated_node

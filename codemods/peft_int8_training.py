@@ -29,6 +29,7 @@ class PeftInt8Training(FunctionRule):
     target = {"peft": "0.4"}
     old_modules = MODULES
     old_name = OLD
+    origin = "peft's"
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -494,3 +494,33 @@ def test_pre_commit_hooks_file():
     assert "types_or: [python, pyi, jupyter]" in text
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert 'compat-codemod = "compat.codemod:main"' in pyproject
+
+
+def test_progress_bar_on_a_terminal(tmp_path):
+    pty = pytest.importorskip("pty")
+    for i in range(60):
+        write(tmp_path / f"m{i}.py", CLEAN if i else OLD)
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "compat.codemod", *TARGETS, "--check", "--jobs", "1", str(tmp_path)],
+            stderr=slave, stdout=subprocess.DEVNULL, cwd=ROOT, timeout=120,
+        )  # fmt: skip
+        os.close(slave)
+        slave = -1
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        if slave != -1:
+            os.close(slave)
+        os.close(master)
+    err = b"".join(chunks).decode()
+    assert proc.returncode == 1
+    assert "\r[" in err and "60/60" in err

@@ -31,6 +31,7 @@ def patch() -> bool:
     """Make `from transformers import HybridCache` work again where needed. Returns True if it patched."""
     if not needed():
         return False
+    import transformers.processing_utils  # noqa: F401  5.0 re-executes transformers/__init__ here: patch the final module
     import transformers
     import transformers.cache_utils as cache_utils
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+import compat  # noqa: F401  first: on transformers 5 + peft 0.16-0.17 it makes `import peft` work (HybridCache)
+
 pytest.importorskip("peft")
 torch = pytest.importorskip("torch")
 

@@ -763,7 +763,7 @@ class AstFacts:
                 qname = self.resolve(ann)
                 return qname is not None and is_hf(qname)
             values = self._values(node.id, func)
-            return any(isinstance(v, (ast.Call, ast.IfExp, _Unpacked)) for v in values)
+            return any(isinstance(v, (ast.IfExp, _Unpacked)) or self._typed_call(v) for v in values)
         if isinstance(node, ast.Attribute):
             if isinstance(node.value, ast.Name) and node.value.id == "self":
                 return (
@@ -775,6 +775,23 @@ class AstFacts:
         if isinstance(node, ast.IfExp):
             return self._could_be_typed(node.body, func, cls) or self._could_be_typed(node.orelse, func, cls)
         return False
+
+    def _typed_call(self, value: ast.AST) -> bool:
+        """A call whose result the libcst pass may type (False for argparse's parse_args(), a function or class
+        imported from another library, a load from another library's class)."""
+        if not isinstance(value, ast.Call):
+            return False
+        f = value.func
+        if isinstance(f, ast.Attribute) and f.attr in ("parse_args", "parse_known_args"):
+            return False
+        qname = self.resolve(f)
+        if qname is not None and not is_hf(qname) and qname != "dataclasses.replace":
+            return False
+        if isinstance(f, ast.Attribute) and f.attr in LOAD_METHODS:
+            owner = self.resolve(f.value)
+            if owner is not None and not is_hf(owner):
+                return False
+        return True
 
     # -------------------------------------------------------------- the scan
     def _scan(self, node: ast.AST, func, cls) -> None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import libcst as cst
 from libcst.metadata import ImportAssignment
 
-from codemods._hf import DictFlow, HFRule, is_hf, is_loading_model_class, keyword_arg, last, literal_string, root
+from codemods._hf import HF_ROOTS, DictFlow, HFRule, is_hf, is_loading_model_class, keyword_arg, last, literal_string, root
 
 FLAGS = ("load_in_4bit", "load_in_8bit")
 BNB_KWARGS = (
@@ -177,7 +177,7 @@ class TransformersLoadInKbit(HFRule):
             for a in call.args:
                 if a.keyword is not None and _INIT_KWARGS.match(a.keyword.value):
                     self._plan_dict_value(a.value, call)
-        elif kind == "unknown" and self.settings.strict:
+        elif kind == "unknown" and self.settings.strict and self.imported_roots() & HF_ROOTS:
             if any(keyword_arg(call, f) is not None for f in FLAGS):
                 self.add_todo(
                     call,

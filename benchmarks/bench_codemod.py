@@ -68,9 +68,7 @@ def corpus(name: str) -> Path:
         return target
     wheels = BENCH / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(wheels), spec], check=True
-    )
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(wheels), spec], check=True)
     version = spec.split("==")[1]
     wheel = next(wheels.glob(f"{name}-{version}-*.whl"))
     with zipfile.ZipFile(wheel) as zf:
@@ -146,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:<12} {tool:<12} {wall:8.2f}s wall {cpu:8.2f}s cpu  rc={rc}", file=sys.stderr)
 
     print(f"\ncores: {os.cpu_count()}; python {sys.version.split()[0]}")
-    print(f"| corpus | files | tool | wall s | CPU s | files/s | vs ours |")
+    print("| corpus | files | tool | wall s | CPU s | files/s | vs ours |")
     print("|---|---|---|---|---|---|---|")
     for name, n, tool, wall, cpu, rc in rows:
         ours = next((r[3] for r in rows if r[0] == name and r[2] == "ours"), None)
@@ -158,14 +156,20 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if name == "transformers" and "ruff" in get:
             ok = get["ours"] <= 2 * get["ruff"]
-            print(f"goal {name}: ours <= 2x ruff: {get['ours']:.2f}s vs {2 * get['ruff']:.2f}s -> {'met' if ok else 'MISSED'}")
+            print(
+                f"goal {name}: ours <= 2x ruff: {get['ours']:.2f}s vs {2 * get['ruff']:.2f}s -> {'met' if ok else 'MISSED'}"
+            )
         if name == "diffusers":
             if "pyupgrade" in get:
                 ok = get["ours"] < get["pyupgrade"]
-                print(f"goal {name}: ours < pyupgrade: {get['ours']:.2f}s vs {get['pyupgrade']:.2f}s -> {'met' if ok else 'MISSED'}")
+                print(
+                    f"goal {name}: ours < pyupgrade: {get['ours']:.2f}s vs {get['pyupgrade']:.2f}s -> {'met' if ok else 'MISSED'}"
+                )
             if "libcst-noop" in get:
                 ok = get["ours"] * 5 <= get["libcst-noop"]
-                print(f"goal {name}: ours <= libcst noop / 5: {get['ours']:.2f}s vs {get['libcst-noop'] / 5:.2f}s -> {'met' if ok else 'MISSED'}")
+                print(
+                    f"goal {name}: ours <= libcst noop / 5: {get['ours']:.2f}s vs {get['libcst-noop'] / 5:.2f}s -> {'met' if ok else 'MISSED'}"
+                )
     return 0
 
 

@@ -12,7 +12,8 @@ with a TODO comment.
 from __future__ import annotations
 
 import re
-from typing import ClassVar, Sequence
+from collections.abc import Sequence
+from typing import ClassVar
 
 import libcst as cst
 from libcst.metadata import ScopeProvider

@@ -72,9 +72,10 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from collections.abc import Mapping
-from typing import ClassVar, Iterable, Pattern, Sequence, Union
+from re import Pattern
+from typing import ClassVar, Union
 
 import libcst as cst
 from libcst.codemod import CodemodContext, VisitorBasedCodemodCommand
@@ -88,7 +89,7 @@ from libcst.metadata import (
 )
 from packaging.version import InvalidVersion, Version
 
-__all__ = ["Finding", "Rule", "Settings", "COMPAT_FLOOR"]
+__all__ = ["COMPAT_FLOOR", "Finding", "Rule", "Settings"]
 
 # The oldest stack the `compat` runtime supports: rules that rewrite *to* compat need it.
 COMPAT_FLOOR: Mapping[str, str] = {"transformers": "4.46", "peft": "0.12"}

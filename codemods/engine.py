@@ -8,8 +8,8 @@ Nothing here touches the file system: the CLI (compat/codemod.py) reads, decodes
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 import libcst as cst
 from libcst.codemod import CodemodContext
@@ -17,7 +17,7 @@ from libcst.metadata import MetadataWrapper
 
 from codemods.base import SKIP_FILE_RE, Finding, Rule, Settings, skip_lines
 
-__all__ = ["Result", "transform", "active_rules", "prefilter"]
+__all__ = ["Result", "active_rules", "prefilter", "transform"]
 
 
 @dataclass

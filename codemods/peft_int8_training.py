@@ -11,7 +11,7 @@ from __future__ import annotations
 import libcst as cst
 from libcst.metadata import ScopeProvider
 
-from codemods._calls import imports_module, FunctionRule, as_keyword, bound_args, dotted, with_commas
+from codemods._calls import FunctionRule, as_keyword, bound_args, dotted, imports_module, with_commas
 
 NEW = "prepare_model_for_kbit_training"
 OLD = "prepare_model_for_int8_training"

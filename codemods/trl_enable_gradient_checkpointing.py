@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from codemods._calls import imports_module, FunctionRule, as_keyword, bound_args, kwarg, with_commas
+from codemods._calls import FunctionRule, as_keyword, bound_args, imports_module, kwarg, with_commas
 from codemods.base import COMPAT_FLOOR
 
 PARAMS = ("model", "gradient_checkpointing_kwargs")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from codemods._calls import imports_module, FunctionRule, bound_args
+from codemods._calls import FunctionRule, bound_args, imports_module
 from codemods.base import COMPAT_FLOOR
 
 WHY = (

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from codemods._calls import imports_module, FunctionRule
+from codemods._calls import FunctionRule, imports_module
 from codemods.base import COMPAT_FLOOR
 
 

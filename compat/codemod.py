@@ -24,9 +24,9 @@ import sys
 import tempfile
 import time
 import tokenize
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
@@ -65,7 +65,7 @@ def decode(data: bytes) -> Decoded:
 
 # ---------------------------------------------------------------------------------------------- notebooks
 _MAGIC = re.compile(r"^([ \t]*)(?:[%!]|[\w.]+[ \t]*=[ \t]*[%!]|\S.*\?[ \t]*$)")
-_PLACEHOLDER = re.compile(r"^[ \t]*pass  # compat-magic-(\d+)$", re.M)
+_PLACEHOLDER = re.compile(r"^[ \t]*pass  # compat-magic-(\d+)$", re.MULTILINE)
 
 
 def _mask_magics(code: str) -> tuple[str, list[str]]:

@@ -99,7 +99,13 @@ def test_nothing_to_do_exit_0(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "args",
-    [["--select", "no-such-rule", "x.py"], ["--target", "peft", "x.py"], ["--target", "peft=abc", "x.py"], [], ["--jobs", "0", "x.py"]],
+    [
+        ["--select", "no-such-rule", "x.py"],
+        ["--target", "peft", "x.py"],
+        ["--target", "peft=abc", "x.py"],
+        [],
+        ["--jobs", "0", "x.py"],
+    ],
 )
 def test_usage_errors_exit_2(args, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -132,7 +138,7 @@ def test_select_and_skip(tmp_path, capsys):
 def test_report_json(tmp_path, capsys):
     f = write(tmp_path / "a.py", OLD)
     g = write(tmp_path / "b.py", CLEAN)
-    bad = write(tmp_path / "c.py", "prepare_model_for_int8_training(\n")
+    bad = write(tmp_path / "c.py", "import peft\nprepare_model_for_int8_training(\n")
     report = tmp_path / "r.json"
     code, out, err = run(["--check", "--report", str(report), str(tmp_path)], capsys)
     assert code == 2
@@ -233,7 +239,7 @@ def test_syntax_error_among_good_files(tmp_path, capsys):
 
 def test_unchanged_files_untouched(tmp_path, capsys):
     # a file that passes the pre-filter but has nothing to rewrite keeps its bytes and its mtime
-    src = "def prepare_model_for_int8_training(m):\r\n\treturn m\r\n"
+    src = "import peft\r\n\r\ndef prepare_model_for_int8_training(m):\r\n\treturn m\r\n"
     f = write(tmp_path / "a.py", src.encode())
     os.utime(f, ns=(1_000_000_000, 1_000_000_000))
     code, out, err = run([str(f)], capsys)
@@ -427,7 +433,9 @@ def test_target_default_installed_or_newest(tmp_path, capsys, monkeypatch):
 
 
 def test_declared_minimums_parsing():
-    text = '"peft>=0.12,<0.20"\n"transformers[torch]~=4.46.0"\n"trl"\n"bitsandbytes>=0.47; platform_system != \'Darwin\'"'
+    text = (
+        '"peft>=0.12,<0.20"\n"transformers[torch]~=4.46.0"\n"trl"\n"bitsandbytes>=0.47; platform_system != \'Darwin\'"'
+    )
     found = cli.declared_minimums(text, ["peft", "transformers", "trl"])
     assert str(found["peft"]) == "0.12" and str(found["transformers"]) == "4.46.0" and "trl" not in found
 

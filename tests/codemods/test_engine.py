@@ -131,7 +131,11 @@ def test_ast_check_tier(monkeypatch):
     assert transform("x = bar(1)\n", Settings(), rules=[AstGated]).source == "x = bar(1)\n"
     assert parsed == []  # the ast check said no: libcst never parsed
     assert transform("from lib import bar\nx = bar(1)\n", Settings(), rules=[AstGated]).source.endswith("baz(1)\n")
-    assert ast_imports(ast.parse("import a.b as c\nimport d.e\nfrom f import g as h\n")) == {"c": "a.b", "d": "d", "h": "f.g"}
+    assert ast_imports(ast.parse("import a.b as c\nimport d.e\nfrom f import g as h\n")) == {
+        "c": "a.b",
+        "d": "d",
+        "h": "f.g",
+    }
 
 
 def test_metadata_is_lazy():

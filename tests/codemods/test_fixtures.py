@@ -24,7 +24,7 @@ _TARGET = re.compile(r"#\s*target:\s*(.*)")
 
 def _cases():
     for path in sorted(FIXTURES.glob("*/*.py.in")):
-        yield pytest.param(path, id=f"{path.parent.name}/{path.name[:-len('.py.in')]}")
+        yield pytest.param(path, id=f"{path.parent.name}/{path.name[: -len('.py.in')]}")
 
 
 def settings_for(source: str, rule_id: str) -> Settings:

@@ -28,6 +28,10 @@ class Result:
     skipped_file: bool = False  # `# compat: skip-file`
     error: str | None = None  # set when the file could not be parsed or the output did not parse
 
+    def __iter__(self):
+        """`new_source, findings = transform(source, settings)`."""
+        return iter((self.source, self.findings))
+
     @property
     def changed(self) -> bool:
         return self.error is None and bool(self.findings)

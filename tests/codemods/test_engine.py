@@ -169,3 +169,8 @@ def test_unchanged_source_is_returned_as_is():
 def test_parse_error_reported():
     result = transform("x = bar(\n", Settings(), rules=[RenameBar])
     assert result.error and result.error.startswith("parse error") and result.source == "x = bar(\n"
+
+
+def test_result_unpacks_to_source_and_findings():
+    new, findings = transform("b = bar(2)\n", Settings(), rules=[RenameBar])
+    assert new == "b = baz(2)\n" and [f.rule for f in findings] == ["test-rename-bar"]

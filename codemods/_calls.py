@@ -115,7 +115,13 @@ class FunctionRule(Rule):
     def _module_prefix(self, name: str) -> bool:
         return any(m == name or m.startswith(name + ".") for m in self.old_modules)
 
+    def _import_skipped(self, node: cst.CSTNode) -> bool:
+        line = self.parent(node) if self.skip_lines else None
+        return line is not None and self._is_skipped(line)
+
     def visit_Import(self, node: cst.Import) -> bool:
+        if self._import_skipped(node):
+            return False
         for alias in node.names:
             name = dotted(alias.name)
             if name and self._module_prefix(name):
@@ -125,7 +131,7 @@ class FunctionRule(Rule):
         return False
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
-        if node.relative or isinstance(node.names, cst.ImportStar):
+        if node.relative or isinstance(node.names, cst.ImportStar) or self._import_skipped(node):
             return False
         module = dotted(node.module)
         if not module:

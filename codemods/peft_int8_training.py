@@ -16,6 +16,7 @@ from codemods._calls import FunctionRule, as_keyword, bound_args, dotted, import
 NEW = "prepare_model_for_kbit_training"
 OLD = "prepare_model_for_int8_training"
 MODULES = ("peft", "peft.utils", "peft.utils.other")
+_EMPTY = cst.Module(body=[])
 _OLD_PARAMS = ("model", "output_embedding_layer_name", "use_gradient_checkpointing", "layer_norm_names")
 _NEW_PARAMS = ("model", "use_gradient_checkpointing", "gradient_checkpointing_kwargs")
 _DROPPED = ("output_embedding_layer_name", "layer_norm_names")
@@ -36,6 +37,7 @@ class PeftInt8Training(FunctionRule):
         self.new_names = frozenset(f"{m}.{NEW}" for m in MODULES)
         self._rewritten: set[str] = set()  # local names of the old function whose uses were rewritten
         self._blocked: set[str] = set()  # local names with a use left alone: their import stays
+        self._skipped_imports: set[str] = set()  # code of import statements on `# compat: skip` lines
 
     def _kind(self, node: cst.CSTNode) -> str:
         names = self.qualified_names(node)
@@ -47,6 +49,8 @@ class PeftInt8Training(FunctionRule):
     # `from peft import prepare_model_for_kbit_training`) once every use of that name was rewritten; a name with a
     # use left alone (TODO) keeps its import.
     def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
+        if self._import_skipped(node):
+            self._skipped_imports.add(_EMPTY.code_for_node(node))
         return False
 
     def leave_ImportFrom(self, original_node: cst.ImportFrom, updated_node: cst.ImportFrom) -> cst.ImportFrom:
@@ -66,6 +70,10 @@ class PeftInt8Training(FunctionRule):
 
     def _rename_imports(self, original: cst.ImportFrom, updated: cst.ImportFrom, only_alias_to_new: bool):
         if original.relative or isinstance(updated.names, cst.ImportStar) or dotted(updated.module) not in MODULES:
+            return updated
+        if self._skipped_imports and _EMPTY.code_for_node(updated) in self._skipped_imports:
+            if not only_alias_to_new:
+                self.add_needed_import("peft", NEW)  # the old import stays (`# compat: skip`); the new name is needed
             return updated
         names: list[cst.ImportAlias] = []
         changed = False

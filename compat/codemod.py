@@ -682,7 +682,8 @@ def run_files(
                 progress.step()
                 continue
         candidates.append(i)
-    jobs = jobs if jobs is not None else (os.cpu_count() or 1)
+    if jobs is None:
+        jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     work = [(str(files[i]), _display(files[i]), settings, mode) for i in candidates]
     if jobs > 1 and len(work) > 1:
         import multiprocessing

@@ -21,6 +21,8 @@ from libcst.metadata import ScopeProvider
 from codemods.base import Rule
 
 COMPAT = "compat"
+MAX_LINE = 120  # a one-line call pushed past this by a rewrite is split, one argument per line
+_EMPTY = cst.Module(body=[])
 
 
 def imports_module(package: str) -> re.Pattern[str]:
@@ -182,7 +184,34 @@ class FunctionRule(Rule):
         if new is None:
             return updated_node
         self.record(original_node, f"{dotted(original_node.func)}(...)")
+        if isinstance(new, cst.Call):
+            new = self.fit(original_node, new)
         return new
+
+    def fit(self, original: cst.Call, new: cst.Call) -> cst.Call:
+        """A one-line call that the rewrite pushed past MAX_LINE characters gets one argument per line (with a
+        trailing comma, black-style); anything else keeps its layout."""
+        old_code = _EMPTY.code_for_node(original)
+        if "\n" in old_code or not new.args:
+            return new
+        line_no = self.line_of(original)
+        lines = self.source.splitlines()
+        if not 0 < line_no <= len(lines) or old_code not in lines[line_no - 1]:
+            return new
+        line = lines[line_no - 1]
+        new_len = len(line) - len(old_code) + len(_EMPTY.code_for_node(new))
+        if new_len <= MAX_LINE or len(line) > MAX_LINE:
+            return new
+        unit = self.context.wrapper.module.default_indent if self.context.wrapper is not None else "    "
+
+        def newline(last_line: str) -> cst.ParenthesizedWhitespace:
+            return cst.ParenthesizedWhitespace(
+                first_line=cst.TrailingWhitespace(), empty_lines=[], indent=True, last_line=cst.SimpleWhitespace(last_line)
+            )
+
+        args = [a.with_changes(comma=cst.Comma(whitespace_after=newline(unit))) for a in new.args[:-1]]
+        args.append(new.args[-1].with_changes(comma=cst.Comma(whitespace_after=newline(""))))
+        return new.with_changes(whitespace_before_args=newline(unit), args=args)
 
     def _leave_reference(self, original_node, updated_node):
         if id(original_node) in self._in_call or self._kind(original_node) != "old":

@@ -18,6 +18,7 @@ scopes, parents), without any extra parse:
 from __future__ import annotations
 
 import ast
+import bisect
 import re
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Iterable, Iterator
@@ -695,9 +696,9 @@ def _short(text: str) -> str:
 class AstFacts:
     """Per-file facts from one `ast.parse`, shared by the three rules (cached on the source string)."""
 
-    def __init__(self, tree: ast.Module) -> None:
+    def __init__(self, tree: ast.Module, source: str) -> None:
         self.imports: dict[str, str] = {}
-        for node in ast.walk(tree):
+        for node in _statements(tree.body):
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     if alias.asname:
@@ -710,16 +711,25 @@ class AstFacts:
                     self.imports[alias.asname or alias.name] = f"{node.module}.{alias.name}"
         self.hf_imported = any(root(q) in HF_ROOTS for q in self.imports.values())
         self.tree = tree
-        self._module_assigns = _assigned_values(tree.body)
-        self._module_keys = _dict_keys(tree.body)
         self.flags = {"torch_dtype": False, "kbit": False, "activation": False}
         self.strict_flags = {"torch_dtype": False, "kbit": False, "activation": False}
-        if (
-            self.hf_imported
-            or "model_init_kwargs" in {getattr(n, "attr", None) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
-            or any(isinstance(n, ast.keyword) and n.arg and n.arg.endswith("model_init_kwargs") for n in ast.walk(tree))
-        ):
-            self._scan(tree, None, None)
+        if not self.hf_imported and "model_init_kwargs" not in source:
+            return
+        # Only the defs (functions, classes) whose lines hold one of the names are scanned: everything a rule acts
+        # on, and the same-scope dict definitions it follows, sit in such a def (or at module level).
+        lines = {source.count("\n", 0, m.start()) + 1 for m in _TOKENS.finditer(source)}
+        self._lines = sorted(lines)
+        self._module_assigns = _assigned_values(tree.body)
+        self._module_keys = _dict_keys(tree.body)
+        self._scan(tree, None, None)
+
+    def _holds_token(self, node: ast.AST) -> bool:
+        first, end = node.lineno, getattr(node, "end_lineno", None) or node.lineno
+        decorators = getattr(node, "decorator_list", None)
+        if decorators:
+            first = min(first, *(d.lineno for d in decorators))
+        i = bisect.bisect_left(self._lines, first)
+        return i < len(self._lines) and self._lines[i] <= end
 
     # -------------------------------------------------------------- resolution
     def resolve(self, node: ast.AST) -> str | None:
@@ -796,6 +806,8 @@ class AstFacts:
     # -------------------------------------------------------------- the scan
     def _scan(self, node: ast.AST, func, cls) -> None:
         for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not self._holds_token(child):
+                continue
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
                 params = {}
                 args = child.args
@@ -959,6 +971,21 @@ def _assigned_values(body: list[ast.stmt]) -> dict[str, list[ast.AST]]:
     return out
 
 
+_TOKENS = re.compile(r"torch_dtype|load_in_[48]bit|gradient_checkpointing|model_init_kwargs")
+
+
+def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Every statement, nested blocks and defs included (not expressions: much fewer nodes than ast.walk)."""
+    stack = list(body)
+    while stack:
+        node = stack.pop()
+        yield node
+        for name in ("body", "orelse", "finalbody", "handlers", "cases"):
+            block = getattr(node, name, None)
+            if isinstance(block, list):
+                stack.extend(block)
+
+
 _AST_CACHE: list = [None, None]
 
 
@@ -967,7 +994,7 @@ def ast_facts(source: str) -> AstFacts | None:
     if _AST_CACHE[0] is source:
         return _AST_CACHE[1]
     try:
-        facts: AstFacts | None = AstFacts(ast.parse(source))
+        facts: AstFacts | None = AstFacts(ast.parse(source), source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         facts = None
     _AST_CACHE[0], _AST_CACHE[1] = source, facts

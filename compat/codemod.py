@@ -533,6 +533,7 @@ class _Progress:
         if self.enabled:
             sys.stderr.write("\r" + " " * 60 + "\r")
             sys.stderr.flush()
+            self.last = 0.0  # redraw on the next step
 
 
 def _trigger_bytes(rules: Sequence[type[Rule]]) -> tuple[bytes, ...] | None:
@@ -694,19 +695,21 @@ def run_files(
             chunk = max(1, min(16, len(work) // (jobs * 4)))
             for i, res in zip(candidates, pool.imap(_worker, work, chunksize=chunk)):
                 results[i] = res
-                _emit(res, mode, quiet)
+                _emit(res, mode, quiet, progress)
                 progress.step()
     else:
         for i, job in zip(candidates, work):
             res = _worker(job)
             results[i] = res
-            _emit(res, mode, quiet)
+            _emit(res, mode, quiet, progress)
             progress.step()
     progress.close()
     return [results[i] for i in range(len(files))]
 
 
-def _emit(result: FileResult, mode: str, quiet: bool) -> None:
+def _emit(result: FileResult, mode: str, quiet: bool, progress: _Progress | None = None) -> None:
+    if progress is not None and (result.diff or result.status == "changed"):
+        progress.close()  # clear the bar before printing a line
     if result.diff:
         sys.stdout.write(result.diff)
         sys.stdout.flush()

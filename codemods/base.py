@@ -5,8 +5,9 @@ How to write a rule
 
 1. Create ``codemods/<package>_<what>.py`` with one class::
 
+       import ast, re
        import libcst as cst
-       from codemods.base import Rule
+       from codemods.base import Rule, ast_imports
 
        class MyRule(Rule):
            id = "transformers-foo"                    # also the fixture directory name
@@ -32,7 +33,8 @@ How to write a rule
 
    A rule is a libcst ``VisitorBasedCodemodCommand`` (so a ``CSTTransformer``): write ``visit_*``/``leave_*``
    methods, use ``self.get_metadata(...)`` with the providers in ``METADATA_DEPENDENCIES`` (qualified names,
-   scopes, parents, positions: computed once per file and shared by all rules), and schedule imports with
+   scopes, parents, positions: each resolved lazily on its first use, once per file, shared by all rules; so do
+   cheap structural checks first and ask for qualified names only for nodes that could match), and schedule imports with
    ``self.add_needed_import(module, obj)`` / ``self.remove_unused_import(module, obj, asname)`` (libcst's
    ``AddImportsVisitor``/``RemoveImportsVisitor``; the removal only happens when the name is unused afterwards, and
    a try/except or if/else fallback whose blocks all became empty is collapsed afterwards).

@@ -183,8 +183,11 @@ class HFRule(Rule):
 
     @classmethod
     def could_apply(cls, source: str) -> bool:
-        if "model_init_kwargs" not in source and _IMPORTS_HF.search(source) is None:
-            return False
+        if "model_init_kwargs" not in source:
+            if _IMPORTS_HF.search(source) is None:
+                return False
+            if cls.ast_key in ("torch_dtype", "kbit") and not cls._strict and not loads_hf_class(source):
+                return False
         return ast_says(source, cls.ast_key, cls._strict)
 
     # ------------------------------------------------------------------ plan / apply
@@ -683,6 +686,49 @@ def describe(node: cst.CSTNode) -> str:
 
 def _short(text: str) -> str:
     return text if len(text) <= 50 else text[:47] + "..."
+
+
+# ----------------------------------------------------------------------------------------------- text pre-check
+_FROM_IMPORT = re.compile(
+    r"^[ \t]*from[ \t]+(?:transformers|trl|peft)(?:\.[\w.]+)?[ \t]+import[ \t]*(\([^)]*\)|[^\n]*(?:\\\n[^\n]*)*)", re.M
+)
+_PLAIN_IMPORT = re.compile(r"^[ \t]*import[ \t]+([^\n]*)", re.M)
+
+
+def hf_names(source: str) -> set[str]:
+    """The local names that absolute imports of transformers/trl/peft bind (text only: `from transformers import
+    (A, B as C)`, `import transformers as tf`, `import peft`)."""
+    names: set[str] = set()
+    for m in _FROM_IMPORT.finditer(source):
+        body = re.sub(r"#[^\n]*", "", m.group(1)).strip("()\\ \t\n")
+        for item in body.replace("\\\n", " ").split(","):
+            words = item.split()
+            if len(words) == 3 and words[1] == "as":
+                names.add(words[2])
+            elif len(words) == 1:
+                names.add(words[0])
+    for m in _PLAIN_IMPORT.finditer(source):
+        for item in re.sub(r"#.*", "", m.group(1)).split(","):
+            words = item.split()
+            if not words or words[0].split(".", 1)[0] not in HF_ROOTS:
+                continue
+            names.add(words[2] if len(words) == 3 and words[1] == "as" else words[0].split(".", 1)[0])
+    return {n for n in names if n.isidentifier()}
+
+
+def loads_hf_class(source: str) -> bool:
+    """Could a from_pretrained/from_config/_from_config or pipeline call in this file have a transformers/trl/peft
+    receiver? Some imported name is used as `Name.from_...(`, `Name.x.from_...(` (module aliases), `Name(` (pipeline,
+    configs) or assigned (`M = Name`, `cls = A if c else B`). The ast pre-check and the libcst pass decide the rest;
+    this only spares them the diffusers-style files that import a transformers class but load their own."""
+    names = hf_names(source)
+    if not names:
+        return False
+    alt = "|".join(sorted(map(re.escape, names)))
+    shape = re.compile(
+        rf"\b(?:{alt})\b(?:\s*\)?\s*\.\s*[\w.\s]*?\b_?from_(?:pretrained|config)\b|\s*\()|=\s*\(?\s*(?:{alt})\b"
+    )
+    return shape.search(source) is not None
 
 
 # ----------------------------------------------------------------------------------------------- the ast pre-check

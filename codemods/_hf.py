@@ -426,6 +426,13 @@ class HFRule(Rule):
         return _unify(kinds)
 
     def _kind_of_assignment(self, node: cst.CSTNode | None, name: str) -> Kind | None:
+        if isinstance(node, cst.ClassDef):
+            # `class MyLlama(LlamaForCausalLM): ...` loads, constructs and checkpoints like its transformers base
+            for base in node.bases:
+                kind = self.kind_of(base.value)
+                if kind is not None and kind.what == "ref" and is_loading_model_class(kind.qname):
+                    return kind
+            return None
         if isinstance(node, cst.Param):
             if node.annotation is not None:
                 ann = node.annotation.annotation
@@ -727,6 +734,8 @@ def loads_hf_class(source: str) -> bool:
     alt = "|".join(sorted(map(re.escape, names)))
     shape = re.compile(
         rf"\b(?:{alt})\b(?:\s*\)?\s*\.\s*[\w.\s]*?\b_?from_(?:pretrained|config)\b|\s*\()|=\s*\(?\s*(?:{alt})\b"
+        rf"|^[ \t]*class[ \t]+\w+[ \t]*\([^)]*\b(?:{alt})\b",
+        re.M,
     )
     return shape.search(source) is not None
 
@@ -756,6 +765,11 @@ class AstFacts:
                 for alias in node.names:
                     self.imports[alias.asname or alias.name] = f"{node.module}.{alias.name}"
         self.hf_imported = any(root(q) in HF_ROOTS for q in self.imports.values())
+        self.hf_subclasses = {
+            node.name
+            for node in _statements(tree.body)
+            if isinstance(node, ast.ClassDef) and any(is_hf(self.resolve(b) or "") for b in node.bases)
+        }
         self.tree = tree
         self.flags = {"torch_dtype": False, "kbit": False, "activation": False}
         self.strict_flags = {"torch_dtype": False, "kbit": False, "activation": False}
@@ -791,6 +805,8 @@ class AstFacts:
         qname = self.resolve(node)
         if qname is not None:
             return is_loading_model_class(qname)
+        if isinstance(node, ast.Name) and node.id in self.hf_subclasses:
+            return True
         if isinstance(node, ast.Name) and node.id not in self.imports:
             values = self._values(node.id, func)
             return any(isinstance(v, (ast.Name, ast.Attribute, ast.IfExp)) for v in values)

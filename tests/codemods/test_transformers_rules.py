@@ -427,3 +427,35 @@ def test_old_field_written_after_construction_is_ignored_so_the_rewrite_matters(
     ).source
     assert "args.activation_checkpointing = True" in fixed
     assert "dataclasses.replace(args, activation_checkpointing=False)" in fixed
+
+
+def test_rewritten_call_reaches_a_subclass_override(tiny_model_path, rewritten):
+    """A user subclass that overrides the old method (local_subclass fixture): on 5.23+ the new method still calls the
+    override, so rewriting the call on such a model is safe."""
+    transformers = pytest.importorskip("transformers")
+    from packaging.version import Version
+
+    if Version(transformers.__version__) < Version("5.23") or not hasattr(transformers, "Qwen3ForCausalLM"):
+        pytest.skip("needs transformers >= 5.23")
+    source = rewritten(
+        """\
+        from transformers import Qwen3ForCausalLM
+
+        class Tracked(Qwen3ForCausalLM):
+            calls = []
+
+            def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None):
+                self.calls.append(gradient_checkpointing_kwargs)
+                super().gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
+
+        model = Tracked.from_pretrained(PATH)
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        """
+    )
+    assert "model.activation_checkpointing_enable(activation_checkpointing_kwargs=" in source
+    assert "def gradient_checkpointing_enable(self" in source and "super().gradient_checkpointing_enable(" in source
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        ns = _exec(source, PATH=tiny_model_path)
+    assert ns["Tracked"].calls == [{"use_reentrant": False}]
+    assert ns["model"].is_activation_checkpointing

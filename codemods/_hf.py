@@ -112,6 +112,9 @@ class Kind:
     what: str
     qname: str = ""
     classes: tuple[str, ...] = ()
+    # a local subclass overrides gradient_checkpointing_enable without **kwargs: transformers >= 5.23's
+    # activation_checkpointing_enable calls such an override with every_n_layers=/offload= (TypeError)
+    old_override: bool = False
 
 
 MODEL = Kind("model")
@@ -341,6 +344,18 @@ class HFRule(Rule):
             return None
         return None
 
+    def _remote_code(self, call: cst.Call) -> bool:
+        """`trust_remote_code=` (not literal False/None) in the call or in a same-scope `**` dict: the class comes from
+        the Hub and may override gradient_checkpointing_enable the old way."""
+        for a in call.args:
+            if a.keyword is not None and a.keyword.value == "trust_remote_code":
+                return not (isinstance(a.value, cst.Name) and a.value.value in ("False", "None"))
+            if a.star == "**" and isinstance(a.value, cst.Name):
+                flow = self.dict_flow(a.value, frozenset({"trust_remote_code"}), lambda use, container: None)
+                if flow is not None and flow.key_nodes:
+                    return True
+        return False
+
     def _base_is_trainer(self, expr: cst.BaseExpression) -> bool:
         kind = self.kind_of(expr)
         return kind is not None and kind.what == "ref" and is_trainer_class(kind.qname)
@@ -353,14 +368,16 @@ class HFRule(Rule):
             if recv is not None and recv.what == "ref":
                 if method in LOAD_METHODS:
                     if is_model_class(recv.qname):
-                        return MODEL
+                        if self._remote_code(call):
+                            return None  # the Hub's code may define any class, with old-style overrides
+                        return Kind("model", old_override=recv.old_override)
                     if not is_hf(recv.qname):
                         return Kind("foreign", recv.qname)
                     return None
                 if method == "from_pretrained" and not is_hf(recv.qname):
                     return Kind("foreign", recv.qname)
             if recv is not None and recv.what == "model" and method in MODEL_PRESERVING_METHODS:
-                return MODEL
+                return recv
             if recv is not None and recv.what == "parser" and method == "parse_args":
                 return Kind("argparse")
             if recv is not None and recv.what == "ref" and recv.qname == "argparse.ArgumentParser":
@@ -386,7 +403,7 @@ class HFRule(Rule):
             if root(qname) == "peft" and name in PEFT_MODEL_FUNCTIONS:
                 return MODEL
             if is_model_class(qname):
-                return MODEL
+                return Kind("model", old_override=callee.old_override)
             return None
         if root(qname) == "dataclasses" and last(qname) == "replace" and call.args:
             inner = self.kind_of(call.args[0].value)
@@ -431,7 +448,7 @@ class HFRule(Rule):
             for base in node.bases:
                 kind = self.kind_of(base.value)
                 if kind is not None and kind.what == "ref" and is_loading_model_class(kind.qname):
-                    return kind
+                    return Kind("ref", kind.qname, old_override=kind.old_override or _old_override(node))
             return None
         if isinstance(node, cst.Param):
             if node.annotation is not None:
@@ -651,6 +668,15 @@ class HFRule(Rule):
             if isinstance(head, cst.Attribute) and "log" in head.attr.value.lower():
                 return True
         return False
+
+
+def _old_override(cls: cst.ClassDef) -> bool:
+    """The class defines gradient_checkpointing_enable without a **kwargs parameter."""
+    body = cls.body.body if isinstance(cls.body, cst.IndentedBlock) else ()
+    for stmt in body:
+        if isinstance(stmt, cst.FunctionDef) and stmt.name.value == "gradient_checkpointing_enable":
+            return not isinstance(stmt.params.star_kwarg, cst.Param)
+    return False
 
 
 def _unify(kinds: Iterable[Kind | None]) -> Kind | None:

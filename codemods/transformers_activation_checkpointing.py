@@ -66,6 +66,8 @@ class TransformersActivationCheckpointing(HFRule):
             return "no"
         kind = self.kind_of(recv)
         if kind is not None:
+            if kind.what == "model" and kind.old_override and name == "gradient_checkpointing_enable":
+                return "override"
             return "yes" if kind.what == "model" else "no"
         return "ambiguous"
 
@@ -97,6 +99,13 @@ class TransformersActivationCheckpointing(HFRule):
                         _rename_keyword("activation_checkpointing_kwargs"),
                         "gradient_checkpointing_kwargs= -> activation_checkpointing_kwargs=",
                     )
+            elif verdict == "override":
+                self.add_todo(
+                    call,
+                    "this model's class overrides gradient_checkpointing_enable without **kwargs, and transformers "
+                    ">= 5.23 calls that override with every_n_layers=/offload=; add **kwargs to it, then call "
+                    "activation_checkpointing_enable()",
+                )
             elif verdict == "ambiguous" and self.settings.strict and self.imported_roots() & HF_ROOTS:
                 self.add_todo(
                     call,

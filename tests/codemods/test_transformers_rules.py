@@ -429,29 +429,30 @@ def test_old_field_written_after_construction_is_ignored_so_the_rewrite_matters(
     assert "dataclasses.replace(args, activation_checkpointing=False)" in fixed
 
 
-def test_rewritten_call_reaches_a_subclass_override(tiny_model_path, rewritten):
-    """A user subclass that overrides the old method (local_subclass fixture): on 5.23+ the new method still calls the
-    override, so rewriting the call on such a model is safe."""
+def test_subclass_overrides_on_5_23(tiny_model_path, rewritten):
+    """A user subclass overriding the old method: transformers >= 5.23's activation_checkpointing_enable calls the
+    override with every_n_layers=/offload=. With **kwargs in the override the rewritten call works and reaches it
+    (fixture local_subclass_kwargs_override); without, it raises TypeError, so the rule leaves a TODO there instead
+    (fixture local_subclass)."""
     transformers = pytest.importorskip("transformers")
     from packaging.version import Version
 
     if Version(transformers.__version__) < Version("5.23") or not hasattr(transformers, "Qwen3ForCausalLM"):
         pytest.skip("needs transformers >= 5.23")
-    source = rewritten(
-        """\
+    template = """\
         from transformers import Qwen3ForCausalLM
 
         class Tracked(Qwen3ForCausalLM):
             calls = []
 
-            def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None):
+            def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None{extra}):
                 self.calls.append(gradient_checkpointing_kwargs)
                 super().gradient_checkpointing_enable(gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
 
         model = Tracked.from_pretrained(PATH)
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={{"use_reentrant": False}})
         """
-    )
+    source = rewritten(template.format(extra=", **kwargs"))
     assert "model.activation_checkpointing_enable(activation_checkpointing_kwargs=" in source
     assert "def gradient_checkpointing_enable(self" in source and "super().gradient_checkpointing_enable(" in source
     with warnings.catch_warnings():
@@ -459,3 +460,12 @@ def test_rewritten_call_reaches_a_subclass_override(tiny_model_path, rewritten):
         ns = _exec(source, PATH=tiny_model_path)
     assert ns["Tracked"].calls == [{"use_reentrant": False}]
     assert ns["model"].is_activation_checkpointing
+
+    old_style = textwrap.dedent(template.format(extra=""))
+    result = transform(old_style, Settings(), rules=[TransformersActivationCheckpointing])
+    assert [f.kind for f in result.findings] == ["todo"] and "without **kwargs" in result.source
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        ns = _exec(old_style, PATH=tiny_model_path)  # the old call still works
+        with pytest.raises(TypeError, match="every_n_layers"):
+            ns["model"].activation_checkpointing_enable()  # what a blind rename would have called

@@ -30,10 +30,6 @@ from codemods.base import Rule
 
 _IMPORTS_HF = re.compile(r"^[ \t]*(?:from|import)[ \t]+(?:transformers|trl|peft)\b", re.M)
 HF_ROOTS = frozenset({"transformers", "trl", "peft"})
-# Libraries with look-alike method names (`is_gradient_checkpointing` on diffusers' ModelMixin, sentence-transformers'
-# own `gradient_checkpointing_enable`): in a file that imports one, an unknown receiver is ambiguous.
-LOOKALIKE_ROOTS = frozenset({"diffusers", "sentence_transformers"})
-
 TRL_TRAINING_CONFIGS = frozenset(
     {
         "SFTConfig", "DPOConfig", "GRPOConfig", "KTOConfig", "ORPOConfig", "CPOConfig", "RewardConfig", "PPOConfig",
@@ -200,7 +196,6 @@ class HFRule(Rule):
         self._kind_cache: dict[int, Kind | None] = {}
         self._visiting: set[int] = set()
         self._imports_cache: set[str] | None = None
-        self._defined_names: set[str] | None = None
 
     def visit_Module(self, node: cst.Module) -> bool:
         self.plan(node)
@@ -240,15 +235,6 @@ class HFRule(Rule):
                     roots.add(root(cst.helpers.get_full_name_for_node(node.module) or ""))
             self._imports_cache = roots
         return self._imports_cache
-
-    def defined_names(self) -> set[str]:
-        """Names of functions and methods defined in this file (a user's own `gradient_checkpointing_enable`)."""
-        if self._defined_names is None:
-            self._defined_names = {n.name.value for n in self.all_nodes() if isinstance(n, cst.FunctionDef)}
-        return self._defined_names
-
-    def lookalike_imported(self) -> bool:
-        return bool(self.imported_roots() & LOOKALIKE_ROOTS)
 
     # ------------------------------------------------------------------ tree helpers
     def ancestors(self, node: cst.CSTNode) -> Iterator[cst.CSTNode]:

@@ -532,3 +532,52 @@ def test_progress_bar_on_a_terminal(tmp_path):
     err = b"".join(chunks).decode()
     assert proc.returncode == 1
     assert "\r[" in err and "60/60" in err
+
+
+REALISTIC = '''\
+"""QLoRA fine-tuning script, 2024 style: every TRL/peft helper this project migrates off, plus transformers calls."""
+import os
+
+import torch
+from peft import LoraConfig, get_peft_model, prepare_model_for_int8_training
+from transformers import AutoModelForCausalLM, TrainingArguments
+from trl import SFTTrainer
+from trl.trainer.utils import peft_module_casting_to_bf16
+
+try:
+    from trl.models.utils import enable_gradient_checkpointing, prepare_peft_model
+except ImportError:
+    from trl.experimental.utils import enable_gradient_checkpointing, prepare_peft_model
+
+
+def load(path):
+    model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.bfloat16)
+    return prepare_model_for_int8_training(model, use_gradient_checkpointing=True)
+
+
+def main():
+    args = TrainingArguments("out", bf16=True)
+    model = load(os.environ["MODEL"])
+    model = enable_gradient_checkpointing(model, {"use_reentrant": False})
+    model = prepare_peft_model(model, LoraConfig(r=16), args)
+    if args.bf16:
+        peft_module_casting_to_bf16(model)  # keep norms in fp32
+    SFTTrainer(model=model, args=args).train()
+'''
+
+
+def test_realistic_script_all_rules_idempotent(tmp_path, capsys):
+    f = write(tmp_path / "train.py", REALISTIC)
+    code, out, err = run(["--jobs", "1", str(f)], capsys)
+    assert code == 0, err
+    once = f.read_text()
+    compile(once, "train.py", "exec")
+    assert "import compat\n" in once
+    assert "model = compat.prepare_model(model, LoraConfig(r=16), args)" in once
+    assert "compat.cast_trainable_params(model)  # keep norms in fp32" in once
+    assert "gradient_checkpointing=True" in once and "prepare_model_for_kbit_training(model" in once
+    for old in ("prepare_peft_model", "enable_gradient_checkpointing", "peft_module_casting_to_bf16(", "int8", "try:"):
+        assert old not in once, old
+    assert once.count("# TODO(compat):") == 1
+    code, out, err = run(["--check", str(f)], capsys)
+    assert code == 0 and f.read_text() == once

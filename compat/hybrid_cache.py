@@ -31,7 +31,10 @@ def patch() -> bool:
     """Make `from transformers import HybridCache` work again where needed. Returns True if it patched."""
     if not needed():
         return False
-    import transformers.processing_utils  # noqa: F401  5.0 re-executes transformers/__init__ here: patch the final module
+    try:  # transformers 5.0's processing_utils re-executes transformers/__init__: patch the module that stays
+        import transformers.processing_utils  # noqa: F401
+    except ImportError:  # it imports peft itself; if that fails, `import peft` will fail with its own message
+        pass
     import transformers
     import transformers.cache_utils as cache_utils
 
@@ -49,9 +52,12 @@ def patch() -> bool:
 class _PatchBeforePeft(importlib.abc.MetaPathFinder):
     """Applies `patch()` the first time anything imports peft, then steps aside."""
 
+    done = False
+
     def find_spec(self, fullname, path=None, target=None):
-        if fullname == "peft":
-            sys.meta_path.remove(self)
+        if fullname == "peft" and not self.done:
+            # Stay in sys.meta_path: importlib is iterating over it, and removing ourselves would skip the next finder.
+            self.done = True
             patch()
         return None  # let the normal finders import it
 

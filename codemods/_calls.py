@@ -111,6 +111,7 @@ class FunctionRule(Rule):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.old = frozenset(f"{m}.{self.old_name}" for m in self.old_modules)
+        self._star: bool | None = None
         self._in_call: set[int] = set()
 
     # -- imports: never visit their names; schedule the old ones for removal (done only if unused afterwards)
@@ -150,8 +151,25 @@ class FunctionRule(Rule):
         return False
 
     # -- references
+    def _star_imported(self, node: cst.CSTNode) -> bool:
+        """`from trl.models.utils import *` then `prepare_peft_model(...)`: a load of the old name that nothing in
+        the file binds (scope analysis does not see through star imports)."""
+        if not isinstance(node, cst.Name) or node.value != self.old_name:
+            return False
+        if self._star is None:
+            modules = "|".join(re.escape(m) for m in self.old_modules)
+            self._star = re.search(rf"^[ \t]*from[ \t]+(?:{modules})[ \t]+import[ \t]+\*", self.source, re.M) is not None
+        if not self._star:
+            return False
+        scope = self.get_metadata(ScopeProvider, node, None)
+        if scope is None:
+            return False
+        return any(a.node is node and not a.referents for a in scope.accesses[node.value])
+
     def _kind(self, node: cst.CSTNode) -> str:
         names = self.qualified_names(node)
+        if not names and self._star_imported(node):
+            return "none" if self.in_fstring(node) else "old"
         if not names or not (names & self.old):
             return "none"
         if self.in_fstring(node):

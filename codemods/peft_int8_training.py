@@ -41,6 +41,8 @@ class PeftInt8Training(FunctionRule):
 
     def _kind(self, node: cst.CSTNode) -> str:
         names = self.qualified_names(node)
+        if not names and self._star_imported(node):
+            return "none" if self.in_fstring(node) else "old"
         if not names or not (names & self.old) or self.in_fstring(node):
             return "none"
         return "old" if names <= (self.old | self.new_names) else "ambiguous"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from codemods import rules_by_id
+from codemods import RULES, rules_by_id
 from codemods.base import Settings
 from codemods.engine import transform
 
@@ -68,3 +68,13 @@ def test_fixture_count() -> None:
     """design.md / issue 3: at least 60 cases for the TRL/peft rules."""
     mine = [p for p in FIXTURES.glob("*/*.py.in") if not p.parent.name.startswith("transformers-")]
     assert len(mine) >= 60, len(mine)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.id)
+def test_every_rule_has_fixtures_and_a_migration_section(rule) -> None:
+    assert rule.id and rule.summary and rule.triggers, "id, summary and triggers are required"
+    cases = list((FIXTURES / rule.id).glob("*.py.in"))
+    assert cases, f"no fixtures in tests/codemods/fixtures/{rule.id}/"
+    migration = (Path(__file__).resolve().parents[2] / "MIGRATION.md").read_text(encoding="utf-8")
+    anchor = rule.anchor or rule.id
+    assert f"\n## {anchor}\n" in migration, f"MIGRATION.md has no '## {anchor}' section (TODO comments link to it)"

@@ -193,13 +193,14 @@ class HFRule(Rule):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._edits: dict[int, list[tuple[Callable[[cst.CSTNode], cst.CSTNode], str]]] = {}
+        self._after: dict[int, list[Callable]] = {}
         self._kind_cache: dict[int, Kind | None] = {}
         self._visiting: set[int] = set()
         self._imports_cache: set[str] | None = None
 
     def visit_Module(self, node: cst.Module) -> bool:
         self.plan(node)
-        return bool(self._edits) or bool(self._todos)
+        return bool(self._edits) or bool(self._todos) or bool(self._after)
 
     def plan(self, module: cst.Module) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -211,13 +212,23 @@ class HFRule(Rule):
     def planned(self, node: cst.CSTNode) -> bool:
         return id(node) in self._edits
 
+    def after(self, statement: cst.CSTNode, fn: Callable[[cst.CSTNode], cst.CSTNode | cst.FlattenSentinel]) -> None:
+        """Schedule `fn(result)` on a statement once it is final (TODO comments added, `# compat: skip` honoured;
+        not run when the statement came back unchanged): e.g. a local import placed above it."""
+        self._after.setdefault(id(statement), []).append(fn)
+
     def on_leave(self, original_node, updated_node):  # type: ignore[override]
         edits = self._edits.pop(id(original_node), None)
         if edits:
             for fn, message in edits:
                 updated_node = fn(updated_node)
                 self.record(original_node, message)
-        return super().on_leave(original_node, updated_node)
+        result = super().on_leave(original_node, updated_node)
+        post = self._after.pop(id(original_node), None)
+        if post and result is not original_node:
+            for fn in post:
+                result = fn(result)
+        return result
 
     def all_nodes(self) -> Iterable[cst.CSTNode]:
         return self.metadata[ParentNodeProvider].keys()

@@ -149,7 +149,9 @@ class TransformersLoadInKbit(HFRule):
     # ------------------------------------------------------------------ plan
     def plan(self, module: cst.Module) -> None:
         self._flows_done: set[tuple[int, str]] = set()
-        self._bnb_name: str | None = None
+        self._local_imports: set[int] = set()
+        self._top_import: bool | None = None
+        self._module = module
         for node in list(self.all_nodes()):
             if isinstance(node, cst.Call):
                 self._plan_call(node)
@@ -296,7 +298,7 @@ class TransformersLoadInKbit(HFRule):
             return cst.IfExp(test=test, body=call, orelse=cst.Name("None"))
 
         if name == BNB and not self._bnb_bound(container):
-            self.add_needed_import("transformers", BNB)
+            self._import_bnb(container)
         message = "load_in_kbit -> quantization_config=BitsAndBytesConfig(...)"
         return (lambda updated: _rebuild(updated, drop, first, build)), message
 
@@ -323,6 +325,41 @@ class TransformersLoadInKbit(HFRule):
                 if not any(a.star for a in value.args):
                     return value
         return None
+
+    def _import_bnb(self, node: cst.CSTNode) -> None:
+        """`from transformers import BitsAndBytesConfig`: at the top of the module when the module imports
+        transformers/trl/peft there; otherwise (function-local or guarded imports: transformers may be an optional
+        dependency of this module) right above the statement that needs it."""
+        if self._top_level_hf_import():
+            self.add_needed_import("transformers", BNB)
+            return
+        stmt = self.enclosing_statement(node)
+        if stmt is None or id(stmt) in self._local_imports:
+            return
+        self._local_imports.add(id(stmt))
+
+        def prepend(updated):
+            line = cst.parse_statement(f"from transformers import {BNB}\n")
+            line = line.with_changes(leading_lines=updated.leading_lines)
+            return cst.FlattenSentinel([line, updated.with_changes(leading_lines=())])
+
+        self.after(stmt, prepend)
+
+    def _top_level_hf_import(self) -> bool:
+        if self._top_import is None:
+            self._top_import = False
+            for stmt in self._module.body:
+                if isinstance(stmt, cst.SimpleStatementLine):
+                    for small in stmt.body:
+                        if isinstance(small, cst.Import):
+                            names = [cst.helpers.get_full_name_for_node(a.name) or "" for a in small.names]
+                        elif isinstance(small, cst.ImportFrom) and not small.relative and small.module is not None:
+                            names = [cst.helpers.get_full_name_for_node(small.module) or ""]
+                        else:
+                            continue
+                        if any(root(n) in HF_ROOTS for n in names):
+                            self._top_import = True
+        return self._top_import
 
     def _bnb_bound(self, node: cst.CSTNode) -> bool:
         scope = self.scope_of(node)
@@ -438,7 +475,7 @@ class TransformersLoadInKbit(HFRule):
             self.add_todo(sub, "the name BitsAndBytesConfig is bound to something else here")
             return
         if truth is not False and name == BNB and not self._bnb_bound(assign):
-            self.add_needed_import("transformers", BNB)
+            self._import_bnb(assign)
 
         def fn(updated: cst.Assign) -> cst.Assign:
             tgt = updated.targets[0]

@@ -82,20 +82,38 @@ def as_keyword(arg: cst.Arg, name: str) -> cst.Arg:
     )
 
 
-def with_commas(args: list[cst.Arg], original: Sequence[cst.Arg]) -> list[cst.Arg]:
-    """Re-punctuate a rebuilt argument list: keep the original comma style where we can, no trailing comma added."""
+def with_commas(
+    args: list[cst.Arg], original: Sequence[cst.Arg], inserted: frozenset[int] = frozenset()
+) -> list[cst.Arg]:
+    """Re-punctuate a rebuilt argument list: keep the original comma style where we can, no trailing comma added.
+    `inserted`: indexes (in `args`) of new arguments; comment lines that stood before the argument after an insertion
+    point move down with that argument."""
     if not args:
         return args
     trailing = bool(original) and not isinstance(original[-1].comma, cst.MaybeSentinel)
     default_comma = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
     sample = next((a.comma for a in original[:-1] if isinstance(a.comma, cst.Comma)), default_comma)
+    if isinstance(sample, cst.Comma) and isinstance(sample.whitespace_after, cst.ParenthesizedWhitespace):
+        # the layout of a multi-line call, without the comment that belongs to its first argument
+        sample = sample.with_changes(
+            whitespace_after=sample.whitespace_after.with_changes(first_line=cst.TrailingWhitespace(), empty_lines=[])
+        )
     out = []
+    carry: Sequence[cst.EmptyLine] = ()
     for i, arg in enumerate(args):
         last = i == len(args) - 1
         if last:
             comma = original[-1].comma if trailing else cst.MaybeSentinel.DEFAULT
         else:
             comma = arg.comma if isinstance(arg.comma, cst.Comma) and arg is not original[-1] else sample
+        ws = comma.whitespace_after if isinstance(comma, cst.Comma) else None
+        if isinstance(ws, cst.ParenthesizedWhitespace):
+            if i not in inserted and i + 1 in inserted and ws.empty_lines:
+                carry = ws.empty_lines
+                comma = comma.with_changes(whitespace_after=ws.with_changes(empty_lines=[]))
+            elif carry and i in inserted and (i + 1 not in inserted):
+                comma = comma.with_changes(whitespace_after=ws.with_changes(empty_lines=carry))
+                carry = ()
         out.append(arg.with_changes(comma=comma))
     return out
 
@@ -158,7 +176,9 @@ class FunctionRule(Rule):
             return False
         if self._star is None:
             modules = "|".join(re.escape(m) for m in self.old_modules)
-            self._star = re.search(rf"^[ \t]*from[ \t]+(?:{modules})[ \t]+import[ \t]+\*", self.source, re.M) is not None
+            self._star = (
+                re.search(rf"^[ \t]*from[ \t]+(?:{modules})[ \t]+import[ \t]+\*", self.source, re.M) is not None
+            )
         if not self._star:
             return False
         scope = self.get_metadata(ScopeProvider, node, None)
@@ -224,7 +244,10 @@ class FunctionRule(Rule):
 
         def newline(last_line: str) -> cst.ParenthesizedWhitespace:
             return cst.ParenthesizedWhitespace(
-                first_line=cst.TrailingWhitespace(), empty_lines=[], indent=True, last_line=cst.SimpleWhitespace(last_line)
+                first_line=cst.TrailingWhitespace(),
+                empty_lines=[],
+                indent=True,
+                last_line=cst.SimpleWhitespace(last_line),
             )
 
         args = [a.with_changes(comma=cst.Comma(whitespace_after=newline(unit))) for a in new.args[:-1]]

@@ -39,4 +39,4 @@ class TrlEnableGradientCheckpointing(FunctionRule):
         args = [by_id[id(bound["model"])], kwarg("gradient_checkpointing", cst.Name("True"))]
         if "gradient_checkpointing_kwargs" in bound:
             args.append(as_keyword(by_id[id(bound["gradient_checkpointing_kwargs"])], "gradient_checkpointing_kwargs"))
-        return updated.with_changes(func=callee, args=with_commas(args, updated.args))
+        return updated.with_changes(func=callee, args=with_commas(args, updated.args, frozenset({1})))

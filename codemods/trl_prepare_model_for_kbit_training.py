@@ -39,10 +39,12 @@ class TrlPrepareModelForKbitTraining(FunctionRule):
             return None
         by_id = {id(o): u for o, u in zip(original.args, updated.args)}
         args = [by_id[id(bound["model"])]]
+        inserted: frozenset[int] = frozenset()
         if "use_gradient_checkpointing" in bound:
             args.append(as_keyword(by_id[id(bound["use_gradient_checkpointing"])], "gradient_checkpointing"))
         else:
             args.append(kwarg("gradient_checkpointing", cst.Name("True")))
+            inserted = frozenset({1})
         if "gradient_checkpointing_kwargs" in bound:
             args.append(as_keyword(by_id[id(bound["gradient_checkpointing_kwargs"])], "gradient_checkpointing_kwargs"))
         if not self.mentions("get_peft_model"):
@@ -51,4 +53,4 @@ class TrlPrepareModelForKbitTraining(FunctionRule):
                 "TRL's helper also froze every base param; compat.prepare_model does not (get_peft_model does): "
                 "freeze them if no adapter follows",
             )
-        return updated.with_changes(func=callee, args=with_commas(args, updated.args))
+        return updated.with_changes(func=callee, args=with_commas(args, updated.args, inserted))

@@ -339,9 +339,12 @@ class TransformersLoadInKbit(HFRule):
         self._local_imports.add(id(stmt))
 
         def prepend(updated):
-            line = cst.parse_statement(f"from transformers import {BNB}\n")
-            line = line.with_changes(leading_lines=updated.leading_lines)
-            return cst.FlattenSentinel([line, updated.with_changes(leading_lines=())])
+            lines = list(updated.leading_lines)
+            blank = 0
+            while blank < len(lines) and lines[blank].comment is None:
+                blank += 1  # blank lines go above the import, comments stay with their statement
+            line = cst.parse_statement(f"from transformers import {BNB}\n").with_changes(leading_lines=lines[:blank])
+            return cst.FlattenSentinel([line, updated.with_changes(leading_lines=lines[blank:])])
 
         self.after(stmt, prepend)
 

@@ -469,3 +469,23 @@ def test_subclass_overrides_on_5_23(tiny_model_path, rewritten):
         ns = _exec(old_style, PATH=tiny_model_path)  # the old call still works
         with pytest.raises(TypeError, match="every_n_layers"):
             ns["model"].activation_checkpointing_enable()  # what a blind rename would have called
+
+
+def test_skip_comment_keeps_the_statement_and_adds_no_import():
+    source = textwrap.dedent(
+        """\
+        def load(name):
+            from transformers import AutoModelForCausalLM
+
+            a = AutoModelForCausalLM.from_pretrained(name, load_in_8bit=True)  # compat: skip
+            b = AutoModelForCausalLM.from_pretrained(name, load_in_4bit=True)
+            return a, b
+        """
+    )
+    result = transform(source, Settings(), rules=[TransformersLoadInKbit])
+    assert result.source.count("from transformers import BitsAndBytesConfig") == 1
+    assert "from_pretrained(name, load_in_8bit=True)  # compat: skip" in result.source
+    assert "quantization_config=BitsAndBytesConfig(load_in_4bit=True)" in result.source
+    assert len(result.findings) == 1
+    only_skipped = source.replace("    b = AutoModelForCausalLM.from_pretrained(name, load_in_4bit=True)\n", "")
+    assert transform(only_skipped, Settings(), rules=[TransformersLoadInKbit]).source == only_skipped

@@ -20,8 +20,9 @@ from __future__ import annotations
 import ast
 import bisect
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar, Iterable, Iterator
+from typing import ClassVar
 
 import libcst as cst
 from libcst.metadata import ParentNodeProvider, QualifiedNameProvider, QualifiedNameSource, ScopeProvider
@@ -891,7 +892,9 @@ class AstFacts:
     # -------------------------------------------------------------- the scan
     def _scan(self, node: ast.AST, func, cls) -> None:
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not self._holds_token(child):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not self._holds_token(
+                child
+            ):
                 continue
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
                 params = {}
@@ -1017,7 +1020,11 @@ def _dict_keys(body: list[ast.stmt]) -> dict[str, set[str]]:
         elif isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
             if isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
                 out.setdefault(node.value.id, set()).add(node.slice.value)
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name):
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+        ):
             name = node.func.value.id
             if node.func.attr == "update":
                 found = {k.arg for k in node.keywords if k.arg}

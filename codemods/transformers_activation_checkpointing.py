@@ -254,8 +254,9 @@ def _actionable_shape(source: str) -> bool:
                 return True
             continue
         if before == ".":
-            if not source.startswith("self", start - 5 if start >= 5 else 0) or (start >= 6 and (
-                source[start - 6].isalnum() or source[start - 6] in "_.")):
+            if not source.startswith("self", start - 5 if start >= 5 else 0) or (
+                start >= 6 and (source[start - 6].isalnum() or source[start - 6] in "_.")
+            ):
                 return True
             continue
         if before in ("'", '"'):

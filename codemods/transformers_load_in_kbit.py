@@ -28,7 +28,16 @@ from dataclasses import dataclass
 import libcst as cst
 from libcst.metadata import ImportAssignment
 
-from codemods._hf import HF_ROOTS, DictFlow, HFRule, is_hf, is_loading_model_class, keyword_arg, last, literal_string, root
+from codemods._hf import (
+    HF_ROOTS,
+    HFRule,
+    is_hf,
+    is_loading_model_class,
+    keyword_arg,
+    last,
+    literal_string,
+    root,
+)
 
 FLAGS = ("load_in_4bit", "load_in_8bit")
 BNB_KWARGS = (

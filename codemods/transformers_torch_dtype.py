@@ -21,8 +21,8 @@ import re
 import libcst as cst
 
 from codemods._hf import (
-    LOAD_METHODS,
     HF_ROOTS,
+    LOAD_METHODS,
     DictFlow,
     HFRule,
     is_hf,
@@ -159,7 +159,12 @@ class TransformersTorchDtype(HFRule):
             for a in call.args:
                 if a.keyword is not None and _INIT_KWARGS.match(a.keyword.value):
                     self._plan_dict_value(a.value, call)
-        elif kind == "unknown" and self.settings.strict and self.imported_roots() & HF_ROOTS and keyword_arg(call, OLD) is not None:
+        elif (
+            kind == "unknown"
+            and self.settings.strict
+            and self.imported_roots() & HF_ROOTS
+            and keyword_arg(call, OLD) is not None
+        ):
             self.add_todo(
                 call,
                 "torch_dtype= on a receiver of unknown type; if it is a transformers model class "

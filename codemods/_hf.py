@@ -342,6 +342,17 @@ class HFRule(Rule):
             return None
         return None
 
+    def _wrapped(self, call: cst.Call) -> Kind | None:
+        """get_peft_model(m, ...), prepare_model_for_kbit_training(m), PeftModel.from_pretrained(m, ...): the result
+        forwards the checkpointing methods to `m`, so it is a model exactly when `m` is one (same overrides)."""
+        first = call.args[0] if call.args and call.args[0].keyword is None and not call.args[0].star else None
+        if first is None:
+            first = next((a for a in call.args if a.keyword is not None and a.keyword.value == "model"), None)
+        if first is None:
+            return None
+        kind = self.kind_of(first.value)
+        return kind if kind is not None and kind.what == "model" else None
+
     def _remote_code(self, call: cst.Call) -> bool:
         """`trust_remote_code=` (not literal False/None) in the call or in a same-scope `**` dict: the class comes from
         the Hub and may override gradient_checkpointing_enable the old way."""
@@ -365,6 +376,8 @@ class HFRule(Rule):
             recv = self.kind_of(func.value)
             if recv is not None and recv.what == "ref":
                 if method in LOAD_METHODS:
+                    if root(recv.qname) == "peft" and last(recv.qname).startswith("PeftModel"):
+                        return self._wrapped(call)  # PeftModel.from_pretrained(base, ...) forwards to base
                     if is_model_class(recv.qname):
                         if self._remote_code(call):
                             return None  # the Hub's code may define any class, with old-style overrides
@@ -399,7 +412,7 @@ class HFRule(Rule):
             if is_arg_parser_class(qname):
                 return Kind("parser", qname, self._parser_classes(call))
             if root(qname) == "peft" and name in PEFT_MODEL_FUNCTIONS:
-                return MODEL
+                return self._wrapped(call)
             if is_model_class(qname):
                 return Kind("model", old_override=callee.old_override)
             return None

@@ -110,12 +110,23 @@ def training_args(scenario: Scenario, output_dir: str, steps: int, device: str, 
     return TrainingArguments(**kwargs)
 
 
-def peft_config_for(scenario: Scenario):
+LORA_TARGETS = ["q_proj", "v_proj"]  # what peft >= 0.16 picks for Qwen3 by itself; older peft knows no Qwen3
+
+
+def lora_config(**kwargs):
+    from peft import LoraConfig
+
+    return LoraConfig(target_modules=LORA_TARGETS, **kwargs)
+
+
+def peft_config_for(scenario: Scenario, model=None):
+    """LoraConfig() as in the design document; explicit targets where the model has q_proj/v_proj (any peft)."""
     if not scenario.lora:
         return None
     from peft import LoraConfig
 
-    return LoraConfig()
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()} if model is not None else set(LORA_TARGETS)
+    return lora_config() if set(LORA_TARGETS) <= names else LoraConfig()
 
 
 def dataset(rows: int = 16, length: int = 64, vocab: int = 1000, seed: int = 0) -> list[dict[str, list[int]]]:
@@ -134,7 +145,7 @@ def prepare(model, scenario: Scenario, args, legacy: bool = False):
     from compat import legacy as legacy_api
     from compat.prepare import prepare_model
 
-    peft_config = peft_config_for(scenario)
+    peft_config = peft_config_for(scenario, model)
     if legacy:
         with _quiet_future_warnings():
             return legacy_api.prepare_peft_model(model, peft_config, args)

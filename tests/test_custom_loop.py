@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 
 import pytest
+from conftest import assert_trained, snapshot
 
 from compat import versions
-from compat.scenarios import SCENARIOS, dataset, load, skip_reason
-from conftest import assert_trained, snapshot
+from compat.scenarios import SCENARIOS, dataset, load, lora_config, skip_reason
 
 pytest.importorskip("peft")
 
@@ -34,7 +34,6 @@ def train_loop(model, steps: int = 3) -> list[float]:
 @pytest.mark.parametrize("name", ["LoRA+GC", "Q-LoRA+GC"])
 def test_custom_loop_with_checkpointing(name, tiny_model_path, layer_calls):
     import torch
-    from peft import LoraConfig
 
     from compat import prepare_model
 
@@ -42,7 +41,7 @@ def test_custom_loop_with_checkpointing(name, tiny_model_path, layer_calls):
     reason = skip_reason(scenario, "cpu")
     if reason:
         pytest.skip(f"gate bnb_cpu_kbit: {reason}")
-    model = prepare_model(load(scenario, tiny_model_path), LoraConfig(), gradient_checkpointing=True)
+    model = prepare_model(load(scenario, tiny_model_path), lora_config(), gradient_checkpointing=True)
     trainable = [p for p in model.parameters() if p.requires_grad]
     assert sum(p.numel() for p in trainable) == 3_584
     if scenario.qlora:
@@ -57,18 +56,16 @@ def test_custom_loop_with_checkpointing(name, tiny_model_path, layer_calls):
 
 def test_custom_loop_checkpointing_kwargs_are_honoured(tiny_model_path):
     """use_reentrant=True asked explicitly: training still works (needs the input-grad hook on every version)."""
-    from peft import LoraConfig
-
     from compat import explain, prepare_model
 
     scenario = next(s for s in SCENARIOS if s.name == "LoRA+GC")
     model = load(scenario, tiny_model_path)
-    plan = explain(model, LoraConfig(), gradient_checkpointing=True,
+    plan = explain(model, lora_config(), gradient_checkpointing=True,
                    gradient_checkpointing_kwargs={"use_reentrant": True})
     kwargs_key = "activation_checkpointing_kwargs" if versions.is_new("activation_checkpointing_names") \
         else "gradient_checkpointing_kwargs"
     assert plan["checkpointing"].params[kwargs_key] == {"use_reentrant": True}
-    model = prepare_model(model, LoraConfig(), gradient_checkpointing=True,
+    model = prepare_model(model, lora_config(), gradient_checkpointing=True,
                           gradient_checkpointing_kwargs={"use_reentrant": True})
     before = snapshot(model)
     losses = train_loop(model)
@@ -80,13 +77,11 @@ def test_no_future_warning_from_our_calls(tiny_model_path):
     """On transformers >= 5.23 the old checkpointing names warn; nothing of ours may use them."""
     import warnings
 
-    from peft import LoraConfig
-
     from compat import enable_checkpointing, prepare_model
 
     scenario = next(s for s in SCENARIOS if s.name == "LoRA+GC")
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)
-        model = prepare_model(load(scenario, tiny_model_path), LoraConfig(), gradient_checkpointing=True)
+        model = prepare_model(load(scenario, tiny_model_path), lora_config(), gradient_checkpointing=True)
         enable_checkpointing(load(scenario, tiny_model_path))
         train_loop(model, steps=1)

@@ -7,9 +7,9 @@ import sys
 import textwrap
 
 import pytest
-
-from compat.scenarios import SCENARIOS, load
 from conftest import snapshot
+
+from compat.scenarios import SCENARIOS, load, lora_config
 
 pytest.importorskip("peft")
 LORA = next(s for s in SCENARIOS if s.name == "LoRA")
@@ -47,13 +47,13 @@ def test_dict_config_error_says_how_to_build_one(tiny_model_path):
 
 
 def test_peft_model_with_a_new_config_says_merge_save_reload(tiny_model_path):
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
     from compat import prepare_model
 
-    model = get_peft_model(load(LORA, tiny_model_path), LoraConfig())
+    model = get_peft_model(load(LORA, tiny_model_path), lora_config())
     with pytest.raises(ValueError, match=r"merge_and_unload\(\).*save_pretrained"):
-        prepare_model(model, LoraConfig())
+        prepare_model(model, lora_config())
     # without a new config, an existing PeftModel is simply prepared (e.g. to resume training it)
     assert prepare_model(model, None, gradient_checkpointing=True) is model
 
@@ -73,21 +73,29 @@ def test_bad_checkpointing_kwargs(tiny_model_path):
 
 
 def test_peft_missing_names_the_pip_command(tmp_path):
-    """Run where peft cannot be imported (hidden by an import hook): ImportError with the pip command."""
+    """Run where peft is really not installed: a copy of site-packages (as links) without peft, and no site
+    processing. transformers itself then sees no peft. Expect an ImportError with the pip command."""
+    import os
+    from pathlib import Path
+
+    import transformers
+
+    site = Path(transformers.__file__).resolve().parents[1]
+    farm = tmp_path / "site-packages"
+    farm.mkdir()
+    for entry in site.iterdir():
+        if entry.name.lower().split("-")[0].split(".")[0] != "peft":
+            (farm / entry.name).symlink_to(entry)
+    repo = Path(__file__).resolve().parents[1]
     script = textwrap.dedent(
         """
-        import importlib.abc, sys
-
-        class HidePeft(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name == "peft" or name.startswith("peft."):
-                    raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-
-        sys.meta_path.insert(0, HidePeft())
+        import importlib.util
+        assert importlib.util.find_spec("peft") is None, "peft is still importable"
         import transformers
         from compat.scenarios import TINY
-        config = (transformers.Qwen3Config if hasattr(transformers, "Qwen3Config") else transformers.Qwen2Config)(
-            **{k: v for k, v in TINY.items() if k != "head_dim" or hasattr(transformers, "Qwen3Config")})
+        qwen3 = hasattr(transformers, "Qwen3Config")
+        config = (transformers.Qwen3Config if qwen3 else transformers.Qwen2Config)(
+            **{k: v for k, v in TINY.items() if k != "head_dim" or qwen3})
         model = transformers.AutoModelForCausalLM.from_config(config)
         import compat
         try:
@@ -96,6 +104,7 @@ def test_peft_missing_names_the_pip_command(tmp_path):
             print("IMPORT-ERROR:", exc)
         """
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), str(farm)])}
+    out = subprocess.run([sys.executable, "-S", "-c", script], capture_output=True, text=True, timeout=300, env=env)
     assert "IMPORT-ERROR:" in out.stdout, out.stderr[-2000:]
     assert "pip install peft" in out.stdout

@@ -5,10 +5,10 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+from conftest import snapshot
 
 from compat import versions
-from compat.scenarios import SCENARIOS, load, peft_config_for, skip_reason, training_args
-from conftest import snapshot
+from compat.scenarios import SCENARIOS, load, lora_config, peft_config_for, skip_reason, training_args
 
 pytest.importorskip("peft")
 
@@ -52,14 +52,12 @@ def test_explain_lists_the_steps(scenario, tiny_model_path, tmp_path):
 
 
 def test_explain_same_plan_from_keywords_as_from_args(tiny_model_path, tmp_path):
-    from peft import LoraConfig
-
     from compat import explain
 
     scenario = SCENARIOS[4]  # LoRA+GC
     model = load(scenario, tiny_model_path)
-    from_args = explain(model, LoraConfig(), training_args(scenario, str(tmp_path), steps=1, device="cpu"))
-    from_keywords = explain(model, LoraConfig(), gradient_checkpointing=True)
+    from_args = explain(model, lora_config(), training_args(scenario, str(tmp_path), steps=1, device="cpu"))
+    from_keywords = explain(model, lora_config(), gradient_checkpointing=True)
     def essence(plan):
         return [(step.name, step.gate, dict(step.params)) for step in plan]
 
@@ -69,23 +67,19 @@ def test_explain_same_plan_from_keywords_as_from_args(tiny_model_path, tmp_path)
 
 
 def test_input_grads_reason_follows_the_gate(tiny_model_path):
-    from peft import LoraConfig
-
     from compat import explain
 
-    step = explain(load(SCENARIOS[4], tiny_model_path), LoraConfig(), gradient_checkpointing=True)["input_require_grads"]
+    step = explain(load(SCENARIOS[4], tiny_model_path), lora_config(), gradient_checkpointing=True)["input_require_grads"]
     assert step.gate == "input_grads_builtin"
     assert ("#42489" in step.reason) != versions.is_new("input_grads_builtin")
 
 
 def test_args_like_objects_are_read_not_written(tiny_model_path):
     """Any object with TrainingArguments' attribute names works (TRL configs, namespaces) and is left as it was."""
-    from peft import LoraConfig
-
     from compat import explain
 
     args = SimpleNamespace(gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": True})
-    plan = explain(load(SCENARIOS[4], tiny_model_path), LoraConfig(), args)
+    plan = explain(load(SCENARIOS[4], tiny_model_path), lora_config(), args)
     assert "checkpointing" in plan
     assert args.gradient_checkpointing_kwargs == {"use_reentrant": True}
     assert vars(args) == {"gradient_checkpointing": True, "gradient_checkpointing_kwargs": {"use_reentrant": True}}

@@ -6,10 +6,10 @@ import math
 import warnings
 
 import pytest
-
-from compat.scenarios import SCENARIOS, dataset, load, skip_reason, training_args
 from conftest import assert_trained, snapshot
 from test_custom_loop import train_loop
+
+from compat.scenarios import SCENARIOS, dataset, load, lora_config, skip_reason, training_args
 
 pytest.importorskip("peft")
 LORA_GC = next(s for s in SCENARIOS if s.name == "LoRA+GC")
@@ -29,7 +29,7 @@ def call_twice(func, *args):
 
 
 def test_prepare_peft_model_is_a_drop_in(tiny_model_path, tmp_path):
-    from peft import LoraConfig, PeftModel
+    from peft import PeftModel
     from transformers import Trainer
 
     from compat import prepare_peft_model  # was: from trl.models import prepare_peft_model
@@ -37,8 +37,8 @@ def test_prepare_peft_model_is_a_drop_in(tiny_model_path, tmp_path):
     args = training_args(LORA_GC, str(tmp_path), steps=3, device="cpu")
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
-        model = prepare_peft_model(load(LORA_GC, tiny_model_path), LoraConfig(), args)
-        prepare_peft_model(load(LORA_GC, tiny_model_path), LoraConfig(), args)
+        model = prepare_peft_model(load(LORA_GC, tiny_model_path), lora_config(), args)
+        prepare_peft_model(load(LORA_GC, tiny_model_path), lora_config(), args)
     messages = future_warnings(record)
     assert len(messages) == 1 and "compat.prepare_model" in messages[0]
     assert isinstance(model, PeftModel)
@@ -51,19 +51,19 @@ def test_prepare_peft_model_is_a_drop_in(tiny_model_path, tmp_path):
 
 def test_prepare_peft_model_merges_an_existing_adapter_like_trl(tiny_model_path, tmp_path):
     import torch
-    from peft import LoraConfig, PeftModel, get_peft_model
+    from peft import PeftModel, get_peft_model
 
     from compat import prepare_peft_model
 
     base = load(LORA_GC, tiny_model_path)
-    first = get_peft_model(base, LoraConfig(r=4, init_lora_weights=False))  # non-zero delta, so merging shows
+    first = get_peft_model(base, lora_config(r=4, init_lora_weights=False))  # non-zero delta, so merging shows
     with torch.no_grad():
         expected_q = first.base_model.model.model.layers[0].self_attn.q_proj.get_delta_weight("default")
         expected_q = expected_q + first.base_model.model.model.layers[0].self_attn.q_proj.base_layer.weight
     args = training_args(LORA_GC, str(tmp_path), steps=1, device="cpu")
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
-        model = prepare_peft_model(first, LoraConfig(r=8), args)
+        model = prepare_peft_model(first, lora_config(r=8), args)
     user = [str(w.message) for w in record if w.category is UserWarning]
     assert any("merged" in m and "save" in m.lower() for m in user)
     assert isinstance(model, PeftModel)
@@ -74,11 +74,11 @@ def test_prepare_peft_model_merges_an_existing_adapter_like_trl(tiny_model_path,
 
 
 def test_enable_gradient_checkpointing_wrapper(tiny_model_path, layer_calls):
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
     from compat import enable_gradient_checkpointing
 
-    model = get_peft_model(load(LORA_GC, tiny_model_path), LoraConfig())
+    model = get_peft_model(load(LORA_GC, tiny_model_path), lora_config())
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         enable_gradient_checkpointing(model, {"use_reentrant": False})
@@ -94,7 +94,7 @@ def test_enable_gradient_checkpointing_wrapper(tiny_model_path, layer_calls):
 
 def test_prepare_model_for_kbit_training_wrapper(tiny_model_path):
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
     from compat import prepare_model_for_kbit_training
 
@@ -112,7 +112,7 @@ def test_prepare_model_for_kbit_training_wrapper(tiny_model_path):
     # unlike peft's function of that name: no fp32 upcast of the non-quantized parameters
     assert {p.dtype for p in model.parameters() if p.is_floating_point()} == float_dtypes
     assert torch.float32 not in float_dtypes
-    model = get_peft_model(model, LoraConfig())
+    model = get_peft_model(model, lora_config())
     before = snapshot(model)
     losses = train_loop(model)
     assert all(math.isfinite(x) for x in losses)
@@ -121,11 +121,11 @@ def test_prepare_model_for_kbit_training_wrapper(tiny_model_path):
 
 def test_peft_module_casting_to_bf16_wrapper(tiny_model_path):
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
     from compat import peft_module_casting_to_bf16
 
-    model = get_peft_model(load(LORA_GC, tiny_model_path), LoraConfig())
+    model = get_peft_model(load(LORA_GC, tiny_model_path), lora_config())
     assert {p.dtype for p in model.parameters() if p.requires_grad} == {torch.float32}
     norms = {n: p.dtype for n, p in model.named_parameters() if "norm" in n}
     model, messages = call_twice(peft_module_casting_to_bf16, model)

@@ -7,14 +7,14 @@ import dataclasses
 import math
 
 import pytest
+from conftest import assert_trained, snapshot
 
 from compat import versions
-from compat.scenarios import SCENARIOS, dataset, load, peft_config_for, skip_reason, training_args
-from conftest import assert_trained, snapshot
+from compat.scenarios import SCENARIOS, dataset, load, lora_config, peft_config_for, skip_reason, training_args
 
 pytest.importorskip("transformers")
 
-# LoraConfig() on the tiny model: q_proj (64->64) and v_proj (64->32), r=8, 2 layers: 2*8*((64+64)+(64+32)).
+# lora_config() on the tiny model: q_proj (64->64) and v_proj (64->32), r=8, 2 layers: 2*8*((64+64)+(64+32)).
 LORA_TRAINABLE = 3_584
 TOTAL = {"qwen3": 202_112, "qwen2": 202_304}  # Qwen2 stands in on transformers < 4.51
 TOTAL_4BIT = 168_832  # with the adapter; packed 4-bit weights count half
@@ -96,10 +96,9 @@ def test_8bit_lora_trains(tiny_model_path, tmp_path):
     if not versions.is_new("bnb_cpu_kbit"):
         pytest.skip(f"gate bnb_cpu_kbit: 8-bit on the CPU needs {versions.GATES_BY_NAME['bnb_cpu_kbit'].requirement}")
     import torch
-    from peft import LoraConfig
     from transformers import AutoModelForCausalLM, Trainer
 
-    from compat import pretrained_kwargs, prepare_model
+    from compat import prepare_model, pretrained_kwargs
     from compat.scenarios import Scenario
 
     model = AutoModelForCausalLM.from_pretrained(
@@ -108,7 +107,7 @@ def test_8bit_lora_trains(tiny_model_path, tmp_path):
     assert model.is_loaded_in_8bit
     scenario = Scenario("8bit-LoRA+GC", lora=True, gc=True)
     args = training_args(scenario, str(tmp_path), steps=3, device="cpu")
-    model = prepare_model(model, LoraConfig(), args)
+    model = prepare_model(model, lora_config(), args)
     assert {p.dtype for p in model.parameters() if p.requires_grad} == {torch.bfloat16}
     before = snapshot(model)
     trainer = Trainer(model=model, args=args, train_dataset=dataset())

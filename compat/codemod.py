@@ -697,6 +697,10 @@ def run_files(
                 results[i] = res
                 _emit(res, mode, quiet, progress)
                 progress.step()
+            # Let the workers exit on their own: Pool.__exit__ would terminate() them, and a worker killed while it
+            # holds the result queue's lock leaves the parent waiting on it forever.
+            pool.close()
+            pool.join()
     else:
         for i, job in zip(candidates, work):
             res = _worker(job)

@@ -14,10 +14,11 @@ from __future__ import annotations
 import importlib.abc
 import sys
 
-from compat import versions
-
 
 def needed() -> bool:
+    # imported here: `import compat` must not import compat.versions (`python -m compat.versions` runs it as __main__)
+    from compat import versions
+
     peft = versions.installed("peft")
     return (
         peft is not None
@@ -63,6 +64,6 @@ class _PatchBeforePeft(importlib.abc.MetaPathFinder):
 
 
 def install() -> None:
-    """Called by `import compat`: costs two metadata look-ups, imports nothing heavy."""
-    if needed() and "peft" not in sys.modules and not any(isinstance(f, _PatchBeforePeft) for f in sys.meta_path):
+    """Called by `import compat`: imports nothing and reads no version; `patch()` decides when peft is imported."""
+    if "peft" not in sys.modules and not any(isinstance(f, _PatchBeforePeft) for f in sys.meta_path):
         sys.meta_path.insert(0, _PatchBeforePeft())

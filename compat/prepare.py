@@ -133,11 +133,12 @@ def _is_peft_model(model: Any) -> bool:
     return isinstance(model, sys.modules["peft"].PeftModel)
 
 
-def _frozen_float_dtype(model: Any) -> "torch.dtype | None":
-    """The dtype most frozen floating-point parameters have (what FSDP flattens trainable ones together with)."""
+def _frozen_float_dtype(model: Any, wrapping: bool) -> "torch.dtype | None":
+    """The dtype most frozen floating-point parameters will have (what FSDP flattens trainable ones together with).
+    `wrapping`: get_peft_model is still to come and will freeze the whole base model."""
     counts: dict[Any, int] = {}
     for param in model.parameters():
-        if not param.requires_grad and param.is_floating_point():
+        if (wrapping or not param.requires_grad) and param.is_floating_point():
             counts[param.dtype] = counts.get(param.dtype, 0) + param.numel()
     return max(counts, key=counts.get) if counts else None
 
@@ -268,7 +269,7 @@ def plan(model: Any, peft_config: Any = None, args: Any = None, *, gradient_chec
             )
         )
     if settings.fsdp and has_adapter:
-        dtype = _frozen_float_dtype(model)
+        dtype = _frozen_float_dtype(model, wrapping=peft_config is not None)
         if dtype is not None:
             steps.append(
                 Step(

@@ -35,15 +35,15 @@ class Gate:
         return ", ".join(f"{pkg}>={ver}" for pkg, ver in self.since)
 
     def side(self, versions: dict[str, Version | None] | None = None) -> str | None:
-        """'new', 'old', or None when a package of the gate is not installed."""
+        """'new', 'old' (some package is below its version), or None (a package is missing, none is below)."""
         versions = versions if versions is not None else installed_versions()
         sides = []
         for pkg, ver in self.since:
             have = versions.get(pkg)
-            if have is None:
-                return None
-            sides.append(Version(have.base_version) >= Version(ver))
-        return "new" if all(sides) else "old"
+            sides.append(None if have is None else Version(have.base_version) >= Version(ver))
+        if False in sides:
+            return "old"
+        return None if None in sides else "new"
 
 
 GATES: tuple[Gate, ...] = (

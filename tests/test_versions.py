@@ -34,6 +34,8 @@ def test_two_package_gate_needs_both():
     assert gate.side({"transformers": Version("4.57.6"), "bitsandbytes": Version("0.46.1")}) == "old"
     assert gate.side({"transformers": Version("4.52.4"), "bitsandbytes": Version("0.50.2")}) == "old"
     assert gate.side({"transformers": Version("4.57.6"), "bitsandbytes": None}) is None
+    # below one of its versions is the old side, whatever the other package
+    assert gate.side({"transformers": Version("4.46.3"), "bitsandbytes": None}) == "old"
 
 
 def test_installed_reads_metadata():

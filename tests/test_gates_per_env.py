@@ -181,12 +181,12 @@ def test_fact_load_in_4bit_keyword(tiny_model_path):
 
     if new("load_in_kbit_removed"):
         with pytest.raises(TypeError, match="load_in_4bit"):
-            AutoModelForCausalLM.from_pretrained(tiny_model_path, load_in_4bit=True)
+            AutoModelForCausalLM.from_pretrained(tiny_model_path, load_in_4bit=True)  # compat: skip
         return
     need_cpu_kbit()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = AutoModelForCausalLM.from_pretrained(tiny_model_path, load_in_4bit=True, device_map={"": "cpu"})
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_path, load_in_4bit=True, device_map={"": "cpu"})  # compat: skip
     assert model.is_loaded_in_4bit
 
 

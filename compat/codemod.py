@@ -34,6 +34,7 @@ from packaging.version import InvalidVersion, Version
 from codemods import RULES, rules_by_id
 from codemods.base import Rule, Settings
 from codemods.engine import Result, active_rules, transform
+from compat.versions import installed
 
 PY_SUFFIXES = (".py", ".pyi")
 NB_SUFFIX = ".ipynb"
@@ -443,15 +444,6 @@ def _pyproject_dependency_text(text: str) -> str:
     return "\n".join(parts)
 
 
-def _installed(package: str) -> Version | None:
-    from importlib import metadata
-
-    try:
-        return Version(metadata.version(package))
-    except (metadata.PackageNotFoundError, InvalidVersion):
-        return None
-
-
 def resolve_targets(
     explicit: dict[str, str], start: Path, rules: Sequence[type[Rule]]
 ) -> tuple[dict[str, str], dict[str, str]]:
@@ -466,7 +458,7 @@ def resolve_targets(
             targets[package], sources[package] = explicit[package], "--target"
         elif package in declared:
             targets[package], sources[package] = str(declared[package]), f"minimum in {declared_in}"
-        elif (have := _installed(package)) is not None:
+        elif (have := installed(package)) is not None:
             targets[package], sources[package] = have.base_version, "installed"
         else:
             sources[package] = "newest (not declared, not installed)"

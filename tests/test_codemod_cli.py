@@ -426,7 +426,7 @@ def test_target_default_installed_or_newest(tmp_path, capsys, monkeypatch):
     f = write(tmp_path / "a.py", OLD)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(cli, "find_declared", lambda start, packages: ({}, None))
-    monkeypatch.setattr(cli, "_installed", lambda package: None)
+    monkeypatch.setattr(cli, "installed", lambda package: None)
     cli.main(["--check", str(f)])
     err = capsys.readouterr().err
     assert "peft: newest" in err

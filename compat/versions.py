@@ -136,6 +136,22 @@ GATES: tuple[Gate, ...] = (
         "never for the codemod (old scripts keep existing); no runtime code depends on it",
     ),
     Gate(
+        "kbit_training_function",
+        (("peft", "0.4.0"),),
+        "only prepare_model_for_int8_training exists",
+        "prepare_model_for_kbit_training exists (prepare_model_for_int8_training becomes its deprecated alias)",
+        "https://github.com/huggingface/peft/releases/tag/v0.4.0",
+        "never for the codemod (it decides where rewriting int8 -> kbit is valid); no runtime code depends on it",
+    ),
+    Gate(
+        "bnb_quantization_config",
+        (("transformers", "4.30.0"),),
+        "BitsAndBytesConfig has no load_in_4bit (8-bit only); from_pretrained(load_in_4bit=) does not exist",
+        "from_pretrained(quantization_config=BitsAndBytesConfig(load_in_4bit=... / load_in_8bit=...)) works",
+        "https://github.com/huggingface/transformers/releases/tag/v4.30.0",
+        "never for the codemod (it decides where the load_in_kbit rewrite is valid); no runtime code depends on it",
+    ),
+    Gate(
         "kbit_auto_clear_cache",
         (("peft", "0.20.0"),),
         "prepare_model_for_kbit_training(model, use_gradient_checkpointing, gradient_checkpointing_kwargs)",

@@ -12,9 +12,10 @@ from pathlib import Path
 import libcst as cst
 import pytest
 
-from codemods.base import Rule, Settings
+from codemods import cli
 from codemods.engine import transform
-from compat import codemod as cli
+from codemods.rule import Rule, Settings
+from codemods.targets import declared_minimums
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,7 +58,13 @@ def test_cli_imports_no_ml_stack(tmp_path):
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'peft', 'bitsandbytes'))\n"
         "print(rc, heavy)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "1 []", proc.stdout + proc.stderr
 
@@ -129,9 +136,14 @@ def test_list_rules(capsys):
 
 def test_select_and_skip(tmp_path, capsys):
     f = write(tmp_path / "a.py", OLD + TRL_OLD.replace("model = ", "m2 = "))
-    code, out, err = run(["--check", "--select", "trl-prepare-peft-model", str(f)], capsys)
+    code, out, err = run(
+        ["--check", "--select", "trl-prepare-peft-model", str(f)], capsys
+    )
     assert "trl-prepare-peft-model" in err and "peft-int8-training" not in err
-    code, out, err = run(["--diff", "--skip", "trl-prepare-peft-model,peft-int8-training", str(f)], capsys)
+    code, out, err = run(
+        ["--diff", "--skip", "trl-prepare-peft-model,peft-int8-training", str(f)],
+        capsys,
+    )
     assert code == 0 and out == ""
 
 
@@ -144,12 +156,19 @@ def test_report_json(tmp_path, capsys):
     assert code == 2
     data = json.loads(report.read_text())
     assert data["summary"]["scanned"] == 3
-    assert data["summary"]["changed"] == 1 and data["summary"]["failed"] == 1 and data["summary"]["prefiltered"] == 1
+    assert (
+        data["summary"]["changed"] == 1
+        and data["summary"]["failed"] == 1
+        and data["summary"]["prefiltered"] == 1
+    )
     assert data["summary"]["rules"]["peft-int8-training"]["rewrites"] == 1
     by_path = {Path(e["path"]).name: e for e in data["files"]}
     assert by_path["a.py"]["status"] == "changed"
     assert by_path["a.py"]["findings"][0]["line"] == 3
-    assert by_path["c.py"]["status"] == "failed" and "parse error" in by_path["c.py"]["error"]
+    assert (
+        by_path["c.py"]["status"] == "failed"
+        and "parse error" in by_path["c.py"]["error"]
+    )
     assert data["targets"]["peft"] == {"version": "0.21", "source": "--target"}
 
 
@@ -189,7 +208,9 @@ def test_crlf_preserved(tmp_path, capsys):
 def test_crlf_with_todo_comment(tmp_path, capsys):
     src = "from trl.trainer import peft_module_casting_to_bf16\r\n\r\npeft_module_casting_to_bf16(model)\r\n"
     f = write(tmp_path / "a.py", src.encode())
-    assert run([str(f)], capsys)[0] == 0
+    assert (
+        run([str(f)], capsys)[0] == 3
+    )  # rewritten, and a TODO comment left for review
     data = f.read_bytes()
     assert b"# TODO(compat): " in data
     assert data.count(b"\n") == data.count(b"\r\n")
@@ -205,7 +226,9 @@ def test_latin1_cookie_preserved(tmp_path, capsys):
     src = "# -*- coding: latin-1 -*-\n# Gr\u00fc\u00dfe\n" + OLD
     f = write(tmp_path / "a.py", src.encode("latin-1"))
     assert run([str(f)], capsys)[0] == 0
-    assert f.read_bytes() == ("# -*- coding: latin-1 -*-\n# Gr\u00fc\u00dfe\n" + NEW).encode("latin-1")
+    assert f.read_bytes() == (
+        "# -*- coding: latin-1 -*-\n# Gr\u00fc\u00dfe\n" + NEW
+    ).encode("latin-1")
 
 
 def test_tabs_preserved(tmp_path, capsys):
@@ -216,7 +239,9 @@ def test_tabs_preserved(tmp_path, capsys):
 
 
 def test_undecodable_file_reported_and_run_continues(tmp_path, capsys):
-    bad = write(tmp_path / "bad.py", b"x = '\xff\xfe' # prepare_model_for_int8_training\n")
+    bad = write(
+        tmp_path / "bad.py", b"x = '\xff\xfe' # prepare_model_for_int8_training\n"
+    )
     good = write(tmp_path / "good.py", OLD)
     code, out, err = run([str(tmp_path)], capsys)
     assert code == 2
@@ -268,7 +293,9 @@ def test_interrupted_write_leaves_old_or_new(tmp_path, monkeypatch, capsys):
     f = write(tmp_path / "a.py", OLD)
 
     def boom(src, dst):
-        assert Path(src).read_bytes() == NEW.encode()  # the complete new content was written to the temp file
+        assert (
+            Path(src).read_bytes() == NEW.encode()
+        )  # the complete new content was written to the temp file
         raise OSError("simulated crash before rename")
 
     monkeypatch.setattr(cli.os, "replace", boom)
@@ -313,9 +340,17 @@ class _BreaksCode(Rule):
     summary = "test only"
     triggers = ("model",)
 
-    def leave_AssignTarget(self, original_node, updated_node):
-        self.record(original_node)
-        return updated_node.with_changes(target=cst.Call(func=cst.Name("f")))  # `f() = 1`: not Python
+    def check(self, ctx):
+        for node in ctx.analysis.names["model"]:
+            target = ctx.analysis.parent(node)
+            # `f() = 1`: not Python
+            ctx.edit(
+                target,
+                lambda n: n.with_changes(
+                    targets=[cst.AssignTarget(cst.Call(func=cst.Name("f")))]
+                ),
+                "x",
+            )
 
 
 class _Crashes(Rule):
@@ -323,7 +358,7 @@ class _Crashes(Rule):
     summary = "test only"
     triggers = ("model",)
 
-    def visit_Name(self, node):
+    def check(self, ctx):
         raise RuntimeError("bug in a rule")
 
 
@@ -349,7 +384,10 @@ def test_engine_prefilter_means_no_parse(monkeypatch):
 
 # ---------------------------------------------------------------------------------------------- parallel
 def test_jobs_2_same_as_jobs_1(tmp_path, capsys):
-    srcs = {f"m{i}.py": (OLD if i % 3 == 0 else TRL_OLD if i % 3 == 1 else CLEAN) for i in range(12)}
+    srcs = {
+        f"m{i}.py": (OLD if i % 3 == 0 else TRL_OLD if i % 3 == 1 else CLEAN)
+        for i in range(12)
+    }
     a, b = tmp_path / "a", tmp_path / "b"
     for name, src in srcs.items():
         write(a / name, src)
@@ -392,7 +430,10 @@ def test_discovery_respects_gitignore(tmp_path, capsys):
     write(tmp_path / "ignored" / "c.py", OLD)
     write(tmp_path / "nb.ipynb", "{}")
     files, _ = cli.discover([str(tmp_path)])
-    assert sorted(p.relative_to(tmp_path).as_posix() for p in files) == ["nb.ipynb", "src/a.py"]
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in files) == [
+        "nb.ipynb",
+        "src/a.py",
+    ]
     # an ignored directory named explicitly is walked (the user asked for it)
     files, _ = cli.discover([str(tmp_path / "ignored")])
     assert [p.name for p in files] == ["c.py"]
@@ -403,7 +444,10 @@ def test_discovery_respects_gitignore(tmp_path, capsys):
 
 # ---------------------------------------------------------------------------------------------- targets
 def test_target_default_from_pyproject(tmp_path, capsys, monkeypatch):
-    write(tmp_path / "pyproject.toml", '[project]\nname = "x"\ndependencies = ["peft>=0.3,<1", "transformers>=4.40"]\n')
+    write(
+        tmp_path / "pyproject.toml",
+        '[project]\nname = "x"\ndependencies = ["peft>=0.3,<1", "transformers>=4.40"]\n',
+    )
     f = write(tmp_path / "src" / "a.py", OLD)
     monkeypatch.chdir(tmp_path)
     code = cli.main(["--check", str(f)])
@@ -425,19 +469,23 @@ def test_target_default_from_requirements(tmp_path, capsys, monkeypatch):
 def test_target_default_installed_or_newest(tmp_path, capsys, monkeypatch):
     f = write(tmp_path / "a.py", OLD)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(cli, "find_declared", lambda start, packages: ({}, None))
-    monkeypatch.setattr(cli, "installed", lambda package: None)
+    from codemods import targets
+
+    monkeypatch.setattr(targets, "find_declared", lambda start, packages: ({}, None))
+    monkeypatch.setattr(targets, "_installed", lambda package: None)
     cli.main(["--check", str(f)])
     err = capsys.readouterr().err
     assert "peft: newest" in err
 
 
 def test_declared_minimums_parsing():
-    text = (
-        '"peft>=0.12,<0.20"\n"transformers[torch]~=4.46.0"\n"trl"\n"bitsandbytes>=0.47; platform_system != \'Darwin\'"'
+    text = '"peft>=0.12,<0.20"\n"transformers[torch]~=4.46.0"\n"trl"\n"bitsandbytes>=0.47; platform_system != \'Darwin\'"'
+    found = declared_minimums(text, ["peft", "transformers", "trl"])
+    assert (
+        str(found["peft"]) == "0.12"
+        and str(found["transformers"]) == "4.46.0"
+        and "trl" not in found
     )
-    found = cli.declared_minimums(text, ["peft", "transformers", "trl"])
-    assert str(found["peft"]) == "0.12" and str(found["transformers"]) == "4.46.0" and "trl" not in found
 
 
 # ---------------------------------------------------------------------------------------------- notebooks
@@ -467,7 +515,10 @@ def test_notebook_code_cells_rewritten_magics_kept(tmp_path, capsys):
     assert code == 0, err
     nb = json.loads(f.read_text())
     sources = ["".join(c["source"]) for c in nb["cells"]]
-    assert sources[0] == "%pip install peft==0.9.0\n!nvidia-smi\nfrom peft import prepare_model_for_kbit_training"
+    assert (
+        sources[0]
+        == "%pip install peft==0.9.0\n!nvidia-smi\nfrom peft import prepare_model_for_kbit_training"
+    )
     assert sources[1] == cells[1]  # cell magic untouched
     assert sources[2] == "model = prepare_model_for_kbit_training(model)\nmodel?"
     assert sources[4] == "prepare_model_for_int8_training(model)"  # markdown untouched
@@ -476,7 +527,9 @@ def test_notebook_code_cells_rewritten_magics_kept(tmp_path, capsys):
 
 
 def test_notebook_unchanged_is_byte_identical(tmp_path, capsys):
-    text = _notebook(["def prepare_model_for_int8_training(m):\n    return m"], indent=2).replace("\n", "\r\n")
+    text = _notebook(
+        ["def prepare_model_for_int8_training(m):\n    return m"], indent=2
+    ).replace("\n", "\r\n")
     f = write(tmp_path / "a.ipynb", text.encode())
     code, out, err = run([str(f)], capsys)
     assert code == 0
@@ -569,14 +622,23 @@ def main():
 def test_realistic_script_all_rules_idempotent(tmp_path, capsys):
     f = write(tmp_path / "train.py", REALISTIC)
     code, out, err = run(["--jobs", "1", str(f)], capsys)
-    assert code == 0, err
+    assert code == 3, err  # rewritten; the TODO comment it leaves needs review
     once = f.read_text()
     compile(once, "train.py", "exec")
     assert "import compat\n" in once
     assert "model = compat.prepare_model(model, LoraConfig(r=16), args)" in once
     assert "compat.cast_trainable_params(model)  # keep norms in fp32" in once
-    assert "gradient_checkpointing=True" in once and "prepare_model_for_kbit_training(model" in once
-    for old in ("prepare_peft_model", "enable_gradient_checkpointing", "peft_module_casting_to_bf16(", "int8", "try:"):
+    assert (
+        "gradient_checkpointing=True" in once
+        and "prepare_model_for_kbit_training(model" in once
+    )
+    for old in (
+        "prepare_peft_model",
+        "enable_gradient_checkpointing",
+        "peft_module_casting_to_bf16(",
+        "int8",
+        "try:",
+    ):
         assert old not in once, old
     assert once.count("# TODO(compat):") == 1
     code, out, err = run(["--check", str(f)], capsys)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import libcst as cst
 
-from codemods._calls import FunctionRule, as_keyword, bound_args, imports_module, kwarg, with_commas
-from codemods.base import COMPAT_FLOOR
+from codemods.cstutil import as_keyword, kwarg, with_commas
+from codemods.rule import COMPAT_FLOOR_GATE
+from codemods.rules._function import FunctionRule, bound_args, imports_module
 
 PARAMS = ("model", "gradient_checkpointing_kwargs")
 
@@ -23,20 +24,33 @@ class TrlEnableGradientCheckpointing(FunctionRule):
     )
     triggers = ("enable_gradient_checkpointing",)
     trigger_regex = imports_module("trl")
-    target = COMPAT_FLOOR
+    gates = (COMPAT_FLOOR_GATE,)
     old_modules = ("trl.models", "trl.models.utils", "trl.experimental.utils")
     old_name = "enable_gradient_checkpointing"
 
-    def rewrite_call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression | None:
-        bound = bound_args(original.args, PARAMS)
+    def rewrite_call(self, ctx, call):
+        bound = bound_args(call, PARAMS)
         if bound is None or "model" not in bound:
-            self.add_todo(original, "arguments could not be mapped (*args/**kwargs); call compat.prepare_model by hand")
+            ctx.todo(call, "*args/**kwargs: rewrite this call by hand")
             return None
-        callee = self.compat_callee(original, "prepare_model")
+        callee = self.compat_callee(ctx, call, "prepare_model")
         if callee is None:
             return None
-        by_id = {id(o): u for o, u in zip(original.args, updated.args)}
-        args = [by_id[id(bound["model"])], kwarg("gradient_checkpointing", cst.Name("True"))]
-        if "gradient_checkpointing_kwargs" in bound:
-            args.append(as_keyword(by_id[id(bound["gradient_checkpointing_kwargs"])], "gradient_checkpointing_kwargs"))
-        return updated.with_changes(func=callee, args=with_commas(args, updated.args, frozenset({1})))
+
+        def fn(node: cst.Call) -> cst.Call:
+            args = [
+                node.args[bound["model"]],
+                kwarg("gradient_checkpointing", cst.Name("True")),
+            ]
+            if "gradient_checkpointing_kwargs" in bound:
+                args.append(
+                    as_keyword(
+                        node.args[bound["gradient_checkpointing_kwargs"]],
+                        "gradient_checkpointing_kwargs",
+                    )
+                )
+            return node.with_changes(
+                func=callee, args=with_commas(args, node.args, frozenset({1}))
+            )
+
+        return self.fitted(ctx, call, fn)

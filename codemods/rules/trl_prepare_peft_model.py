@@ -6,10 +6,8 @@ PeftModel (ValueError instead), `args` is never mutated, norms are never upcast 
 
 from __future__ import annotations
 
-import libcst as cst
-
-from codemods._calls import FunctionRule, imports_module
-from codemods.base import COMPAT_FLOOR
+from codemods.rule import COMPAT_FLOOR_GATE
+from codemods.rules._function import FunctionRule, imports_module
 
 
 class TrlPreparePeftModel(FunctionRule):
@@ -17,13 +15,16 @@ class TrlPreparePeftModel(FunctionRule):
     summary = "TRL's prepare_peft_model(model, peft_config, args) -> compat.prepare_model(same arguments)"
     triggers = ("prepare_peft_model",)
     trigger_regex = imports_module("trl")
-    target = COMPAT_FLOOR
+    gates = (COMPAT_FLOOR_GATE,)
     old_modules = ("trl.models", "trl.models.utils", "trl.experimental.utils")
     old_name = "prepare_peft_model"
 
-    def rewrite_call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression | None:
-        callee = self.compat_callee(original, "prepare_model")
-        return None if callee is None else updated.with_changes(func=callee)
+    def rewrite_call(self, ctx, call):
+        callee = self.compat_callee(ctx, call, "prepare_model")
+        if callee is None:
+            return None
+        return lambda node: node.with_changes(func=callee)
 
-    def rewrite_reference(self, original: cst.CSTNode, updated: cst.CSTNode) -> cst.BaseExpression | None:
-        return self.compat_callee(original, "prepare_model")
+    def rewrite_reference(self, ctx, node):
+        callee = self.compat_callee(ctx, node, "prepare_model")
+        return None if callee is None else (lambda _node: callee)

@@ -1,0 +1,31 @@
+"""The codemod rules, one module per rule. The order of RULES is the order the rules plan in on a file (and the
+order of `--list-rules`): edits on one node compose in that order."""
+
+from __future__ import annotations
+
+from codemods.rule import Rule
+from codemods.rules.peft_int8_training import PeftInt8Training
+from codemods.rules.transformers_activation_checkpointing import (
+    TransformersActivationCheckpointing,
+)
+from codemods.rules.transformers_load_in_kbit import TransformersLoadInKbit
+from codemods.rules.transformers_torch_dtype import TransformersTorchDtype
+from codemods.rules.trl_enable_gradient_checkpointing import (
+    TrlEnableGradientCheckpointing,
+)
+from codemods.rules.trl_peft_module_casting_to_bf16 import TrlPeftModuleCastingToBf16
+from codemods.rules.trl_prepare_model_for_kbit_training import (
+    TrlPrepareModelForKbitTraining,
+)
+from codemods.rules.trl_prepare_peft_model import TrlPreparePeftModel
+
+RULES: list[type[Rule]] = [
+    TrlPreparePeftModel,
+    TrlEnableGradientCheckpointing,
+    TrlPrepareModelForKbitTraining,
+    TrlPeftModuleCastingToBf16,
+    PeftInt8Training,
+    TransformersTorchDtype,
+    TransformersLoadInKbit,
+    TransformersActivationCheckpointing,
+]

@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 
 from codemods.analysis import FileAnalysis, string_value
 
-__all__ = ["DictFlow", "dict_flow", "dict_keys_in_scope", "literal_keys", "describe"]
+__all__ = [
+    "DictFlow",
+    "attribute_flow",
+    "dict_flow",
+    "dict_keys_in_scope",
+    "literal_keys",
+    "describe",
+    "self_attribute",
+]
 
 # is_sink(use, container): use = the ast.keyword (`f(**d)`, `f(kw=d)`) or ast.Assign (`x.attr = d`); container =
 # the ast.Call or the ast.Assign. True: a known sink; False: a known non-sink (an escape); None: not sink-shaped.
@@ -144,6 +152,77 @@ def dict_flow(
     return flow
 
 
+def self_attribute(analysis: FileAnalysis, node: ast.AST) -> ast.ClassDef | None:
+    """`self.<attr>` inside a method: the class; else None."""
+    if (
+        isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "self"
+    ):
+        return analysis.enclosing_class(node)
+    return None
+
+
+def attribute_flow(
+    analysis: FileAnalysis,
+    cls: ast.ClassDef,
+    attr: str,
+    keys: frozenset[str],
+    is_sink: SinkTest,
+) -> DictFlow:
+    """The flow of the dict `self.<attr>` across the methods of `cls`: assigned in one method (`self.kw = {}`),
+    filled in another (`self.kw["k"] = v`), passed on in a third (`f(**self.kw)`). The same attribute written on
+    another object anywhere in the file makes the keys invisible (it may be this object, seen from outside)."""
+    flow = DictFlow(f"self.{attr}")
+    for node in analysis.attributes.get(attr, ()):
+        if self_attribute(analysis, node) is not cls:
+            if _written(analysis, node):
+                flow.visible = False
+            continue
+        parent = analysis.parent(node)
+        if isinstance(parent, ast.Assign) and node in parent.targets:
+            if not literal_keys(flow, parent.value, keys, analysis):
+                flow.visible = False
+        elif isinstance(parent, ast.AnnAssign) and parent.target is node:
+            if parent.value is not None and not literal_keys(
+                flow, parent.value, keys, analysis
+            ):
+                flow.visible = False
+        elif isinstance(parent, ast.AugAssign) and parent.target is node:
+            if not (
+                isinstance(parent.op, ast.BitOr)
+                and literal_keys(flow, parent.value, keys, analysis)
+            ):
+                flow.visible = False
+        elif isinstance(parent, ast.Delete):
+            flow.escapes.append(parent)
+        else:
+            _access(flow, node, keys, is_sink, analysis)
+    return flow
+
+
+def _written(analysis: FileAnalysis, node: ast.Attribute) -> bool:
+    """`x.attr = ...`, `x.attr[k] = ...`, `del x.attr[k]`, `x.attr.update(...)`-style writes."""
+    if not isinstance(node.ctx, ast.Load):
+        return True
+    parent = analysis.parent(node)
+    if (
+        isinstance(parent, ast.Subscript)
+        and parent.value is node
+        and not isinstance(parent.ctx, ast.Load)
+    ):
+        return True
+    if isinstance(parent, ast.Attribute) and parent.attr in (
+        "update",
+        "setdefault",
+        "pop",
+        "clear",
+        "popitem",
+    ):
+        return True
+    return False
+
+
 def dict_keys_in_scope(analysis: FileAnalysis, name_node: ast.Name) -> set[str]:
     """Every literal key the dict bound to `name_node` gets (definitions, stores, update(...)); cheap version of
     dict_flow for 'does this dict carry key K?'."""
@@ -189,6 +268,8 @@ def _access(
     if isinstance(parent, ast.Subscript) and parent.value is node:
         key = string_value(parent.slice)
         if key is None:
+            if isinstance(parent.ctx, ast.Store):
+                flow.visible = False  # `d[name] = value`: any key
             return
         if isinstance(parent.ctx, ast.Store):
             flow.all_keys.add(key)

@@ -5,6 +5,8 @@ Pure string predicates over qualified names (`transformers.AutoModelForCausalLM`
 
 from __future__ import annotations
 
+import re
+
 HF_ROOTS = frozenset({"transformers", "trl", "peft"})
 UNKNOWN_MEMBER = (
     "*"  # `getattr(transformers, name)`: some member of the module, name unknown
@@ -95,6 +97,18 @@ def is_transformers_trainer(qname: str) -> bool:
 
 def is_trl_trainer(qname: str) -> bool:
     return root(qname) == "trl" and last(qname).endswith("Trainer")
+
+
+_MODEL_NAME = re.compile(
+    r"^(?:AutoModel\w*|\w+For(?:CausalLM|Seq2SeqLM|MaskedLM|SequenceClassification|TokenClassification"
+    r"|QuestionAnswering|ConditionalGeneration|ImageTextToText|Vision2Seq)|\w*PreTrainedModel)$"
+)
+
+
+def looks_like_model_class(qname: str) -> bool:
+    """A name shaped like a transformers model class (`BloomForCausalLM`, `AutoModelForCausalLM`): imported from a
+    module we cannot see, it may well be one (a re-export or a subclass)."""
+    return _MODEL_NAME.match(last(qname)) is not None
 
 
 def is_tokenizer_class(qname: str) -> bool:

@@ -115,8 +115,9 @@ class Kind:
     what: "ref" (a name imported from `qname`, or a user class deriving from it: `cls`), "local" (a user class
     that derives from nothing we know), "model" (a transformers/peft model instance), "args" (TrainingArguments or a
     TRL config instance; `qname` the class), "trainer" (`qname` the class), "tokenizer", "processor", "parser"
-    (HfArgumentParser/TrlParser over `classes`), "registry" (a dict of classes), "foreign" (from another library:
-    `qname`), "argparse" (an argparse namespace), "argparse_parser".
+    (HfArgumentParser/TrlParser over `classes`), "foreign" (from another library: `qname`), "instance" (of a user
+    class that derives from nothing of transformers/trl/peft), "argparse" (an argparse namespace),
+    "argparse_parser".
     """
 
     what: str
@@ -314,6 +315,13 @@ class Resolver:
             return None
         return None
 
+    def class_kind(self, node: ast.ClassDef) -> Kind:
+        """The kind of a class defined in this file (a "ref" to its transformers/trl/peft base, or "local")."""
+        return self._local_class(node)
+
+    def imported(self, qname: str) -> Kind | None:
+        return self._imported(qname)
+
     def _local_class(self, node: ast.ClassDef) -> Kind:
         info = self.class_info(node)
         base = info.hf_base
@@ -435,8 +443,31 @@ class Resolver:
     def _subscript(self, expr: ast.Subscript) -> Kind | None:
         table = self._registry_values(expr.value)
         if table is None:
-            return None
+            return self._imported_registry(expr.value)
         return unify(self.kind_of(v) for v in table)
+
+    def registry_kind(self, name: str) -> Kind | None:
+        """The unified kind of the values of the module-level dict literal `name` of this file."""
+        bindings = self.analysis.module_scope().bindings.get(name, [])
+        if len(bindings) != 1 or bindings[0].kind != "assign" or bindings[0].path:
+            return None
+        value = bindings[0].value
+        if (
+            not isinstance(value, ast.Dict)
+            or not value.values
+            or any(k is None for k in value.keys)
+        ):
+            return None
+        return unify(self.kind_of(v) for v in value.values)
+
+    def _imported_registry(self, expr: ast.AST) -> Kind | None:
+        """`from .registry import MODEL_CLASSES` then `MODEL_CLASSES[name]`: the registry of another project file."""
+        if self.project is None or not isinstance(expr, ast.Name):
+            return None
+        found = self.analysis.reaching(expr)
+        if len(found) != 1 or found[0].kind != "import" or not found[0].qname:
+            return None
+        return self.project.registry_kind(found[0].qname, self.path)
 
     def _attribute(self, expr: ast.Attribute) -> Kind | None:
         attr = expr.attr
@@ -552,6 +583,12 @@ class Resolver:
         if callee is None:
             return None
         if callee.what == "local":
+            # an instance of the user's own class: proven not a transformers object when every base is known
+            info = callee.cls
+            if info is not None and all(
+                b is not None and b.what in ("local", "foreign") for b in info.bases
+            ):
+                return Kind("instance", info.name, cls=info)
             return None
         if callee.what != "ref":
             return None

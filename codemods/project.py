@@ -103,12 +103,27 @@ class Project:
                 return None
             b = bindings[0]
             if b.kind == "class":
-                return resolver._local_class(b.node)  # type: ignore[arg-type]
+                return resolver.class_kind(b.node)  # type: ignore[arg-type]
             if b.kind == "import":
-                return resolver._imported(b.qname or "")
+                return resolver.imported(b.qname or "")
             if b.kind == "assign" and not b.path and b.value is not None:
                 return resolver.kind_of(b.value)
             return None
+        finally:
+            self._active.discard(key)
+
+    def registry_kind(self, qname: str, importing: str | None) -> Kind | None:
+        """The unified kind of the values of a module-level dict literal (`MODEL_CLASSES = {...}`) defined in a
+        file of the project."""
+        module, _, name = qname.rpartition(".")
+        path = self.module_file(module, importing) if module else None
+        resolver = self.resolver(path) if path is not None else None
+        key = (str(path), name)
+        if resolver is None or key in self._active:
+            return None
+        self._active.add(key)
+        try:
+            return resolver.registry_kind(name)
         finally:
             self._active.discard(key)
 

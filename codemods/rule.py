@@ -345,12 +345,13 @@ class FileContext:
             Finding(self.rule_id, "todo", line, text[len(TODO_PREFIX) :], col)
         )
 
-    def diagnose(self, node: ast.AST, message: str) -> None:
-        """Report a site this run leaves (`path:line:col: rule message`); a TODO comment with `--add-todos`."""
+    def diagnose(self, node: ast.AST, message: str, *shorter: str) -> None:
+        """Report a site this run leaves (`path:line:col: rule message`); a TODO comment with `--add-todos` (then
+        `shorter` wordings are tried as for `todo`)."""
         if self.is_skipped(node):
             return
         if self.settings.add_todos:
-            self.todo(node, message)
+            self.todo(node, message, *shorter)
             return
         line, col = self.position(node)
         key = (self.rule_id, line, col, message)

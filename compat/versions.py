@@ -167,6 +167,22 @@ GATES: tuple[Gate, ...] = (
         "https://github.com/huggingface/transformers/releases/tag/v5.0.0",
         "our own floor is already Python 3.10: informational",
     ),
+    Gate(
+        "cache_key_cache_removed",
+        (("transformers", "4.56.0"),),
+        "Cache.key_cache / Cache.value_cache exist (a compatibility view over the cache layers)",
+        "they are gone (Cache.layers[i].keys/.values); code reading them fails with AttributeError",
+        "https://github.com/huggingface/transformers/releases/tag/v4.56.0",
+        "the minimum supported peft is >= 0.18 (its prefix tuning was the reader we guard)",
+    ),
+    Gate(
+        "prefix_tuning_device_map",
+        (("peft", "0.18.0"),),
+        "prefix tuning on a model loaded with a device_map moves its virtual keys through Cache.key_cache",
+        "it moves them through Cache.layers: works on every transformers (peft PR #2753)",
+        "https://github.com/huggingface/peft/issues/2821",
+        "the minimum supported peft is >= 0.18",
+    ),
 )
 
 GATES_BY_NAME: dict[str, Gate] = {gate.name: gate for gate in GATES}

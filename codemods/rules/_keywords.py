@@ -16,7 +16,14 @@ from collections.abc import Callable, Mapping
 
 from codemods import hf
 from codemods.analysis import string_value
-from codemods.flows import DictFlow, describe, dict_flow, literal_keys
+from codemods.flows import (
+    DictFlow,
+    attribute_flow,
+    describe,
+    dict_flow,
+    literal_keys,
+    self_attribute,
+)
 from codemods.rule import FileContext
 
 INIT_KWARGS = re.compile(
@@ -31,6 +38,17 @@ Sink = Callable[[ast.AST, ast.AST], "bool | None"]
 
 def short(text: str, limit: int = 24) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# Libraries with transformers-like loaders that keep their own keywords (torch_dtype=, load_in_4bit=).
+_FOREIGN_LOADERS = frozenset(
+    {"diffusers", "unsloth", "vllm", "sentence_transformers", "optimum", "auto_gptq", "awq", "gptqmodel", "mlx_lm",
+     "ctransformers", "llama_cpp", "open_clip", "timm", "modelscope", "swift", "lmdeploy", "tensorrt_llm"}
+)  # fmt: skip
+
+
+def _known_foreign(qname: str) -> bool:
+    return hf.root(qname) in _FOREIGN_LOADERS
 
 
 def keyword(call: ast.Call, name: str) -> ast.keyword | None:
@@ -77,7 +95,17 @@ def loading_call(
                 if kind.cls is not None and kind.cls.method(func.attr) is not None:
                     return "unknown"  # the user's subclass overrides the loader: it may not take the new keyword
                 return "load"
-            return "foreign" if not hf.is_hf(kind.qname) else None
+            if hf.is_hf(kind.qname):
+                return None
+            if (
+                kind.cls is None
+                and hf.looks_like_model_class(kind.qname)
+                and not _known_foreign(kind.qname)
+            ):
+                return (
+                    "unknown"  # `from somewhere_we_cannot_see import BloomForCausalLM`
+                )
+            return "foreign"
         if kind is not None and kind.what == "local":
             return None  # the user's own class with a from_pretrained of its own
         if kind is None:
@@ -128,10 +156,40 @@ class Renamer:
                     self.ctx.rename_keyword(kw, new)
 
     def stars(self, call: ast.Call) -> None:
-        """Follow every `**name` of the call."""
+        """Follow every `**name` and `**self.attr` of the call."""
         for kw in call.keywords:
             if kw.arg is None and isinstance(kw.value, ast.Name):
                 self.flow(kw.value)
+            elif kw.arg is None and isinstance(kw.value, ast.Attribute):
+                self.attribute(kw.value)
+
+    def attribute(self, node: ast.Attribute) -> None:
+        """`f(**self.kwargs)`: the dict filled across the class's methods. Renamed when every use is visible and
+        reaches a sink; otherwise each key use is reported (a dict shared across methods is not ours to guess)."""
+        a = self.ctx.analysis
+        cls = self_attribute(a, node)
+        if cls is None or (id(cls), node.attr) in self._flows_done:
+            return
+        self._flows_done.add((id(cls), node.attr))
+        flow = attribute_flow(a, cls, node.attr, self.keys, self.is_sink)
+        if not flow.sinks or not flow.key_nodes:
+            return
+        clash = any(self.renames[k] in flow.all_keys for k, _ in flow.key_nodes)
+        if flow.escapes or clash or (not flow.visible and flow.reads):
+            where = (
+                "elsewhere"
+                if not flow.escapes
+                else f"to {short(describe(a, flow.escapes[0]), 28)}"
+            )
+            for key, use in flow.key_nodes:
+                self.ctx.diagnose(
+                    use,
+                    f'{flow.name}["{key}"] also goes {where}; rename it to "{self.renames[key]}" by hand',
+                    f"{flow.name} also goes elsewhere; rename its key by hand",
+                    "this dict also goes elsewhere; rename its key by hand",
+                )
+            return
+        self.rename_flow(flow)
 
     # ------------------------------------------------------------------ dicts
     def dict_value(self, value: ast.AST, anchor: ast.AST) -> None:

@@ -37,9 +37,12 @@ FIELDS = {
     "gradient_checkpointing": "activation_checkpointing",
     "gradient_checkpointing_kwargs": "activation_checkpointing_kwargs",
 }
+# Names that are TrainingArguments/TRL configs in practice (`training_args`, `args`, `sft_config`); a vaguer `cfg` or
+# `config` is most often the project's own config object, where a diagnostic would only be noise.
 _ARGS_LIKE = re.compile(
-    r"arg|conf|cfg", re.I
-)  # `training_args`, `sft_config`, `cfg`: not a model's `.config`
+    r"(?:^|[._])(?:\w*_)?(?:args|arguments|(?:sft|dpo|grpo|kto|orpo|trl|training|train)_?(?:config|cfg))$",
+    re.I,
+)
 
 
 class TransformersActivationCheckpointing(Rule):
@@ -173,7 +176,7 @@ class TransformersActivationCheckpointing(Rule):
             return
         if self.hf_file and ctx.kinds.kind_of(recv) is None:
             text = ctx.analysis.text(recv)
-            if _ARGS_LIKE.search(text) and not text.endswith("config"):
+            if _ARGS_LIKE.search(text):
                 ctx.diagnose(
                     node,
                     f"if {text[:20]} is a TrainingArguments/TRL config (>= 5.23), use .{FIELDS[attr]}",

@@ -347,10 +347,11 @@ class TransformersLoadInKbit(Rule):
 
     def import_bnb(self, node: ast.AST) -> None:
         """`from transformers import BitsAndBytesConfig`: at the top of the module when the module imports
-        transformers/trl/peft there; otherwise (function-local or guarded imports: transformers may be an optional
-        dependency of this module) right above the statement that needs it."""
+        transformers/trl/peft there, or nowhere (the class comes from another module of the project); when it
+        imports them only in functions or behind a guard (transformers may be an optional dependency of this
+        module), right above the statement that needs it."""
         ctx = self.ctx
-        if self.top_level_hf_import():
+        if self.top_level_hf_import() or not self.any_hf_import():
             ctx.add_import("transformers", BNB)
             return
         stmt = ctx.analysis.statement_of(node)
@@ -364,6 +365,21 @@ class TransformersLoadInKbit(Rule):
 
     def top_level_hf_import(self) -> bool:
         for stmt in self.ctx.analysis.tree.body:
+            if isinstance(stmt, ast.Import) and any(
+                hf.is_hf(al.name) for al in stmt.names
+            ):
+                return True
+            if (
+                isinstance(stmt, ast.ImportFrom)
+                and not stmt.level
+                and stmt.module
+                and hf.is_hf(stmt.module)
+            ):
+                return True
+        return False
+
+    def any_hf_import(self) -> bool:
+        for stmt in self.ctx.analysis.imports:
             if isinstance(stmt, ast.Import) and any(
                 hf.is_hf(al.name) for al in stmt.names
             ):

@@ -17,6 +17,7 @@ _PUBLIC = {
     "Step": "compat.prepare",
     "enable_checkpointing": "compat.prepare",
     "cast_trainable_params": "compat.prepare",
+    "release_checkpointing_kwargs": "compat.prepare",
     "pretrained_kwargs": "compat.loading",
     "prepare_peft_model": "compat.legacy",
     "enable_gradient_checkpointing": "compat.legacy",
@@ -34,7 +35,15 @@ if TYPE_CHECKING:  # pragma: no cover
         prepare_peft_model,
     )
     from compat.loading import pretrained_kwargs
-    from compat.prepare import Plan, Step, cast_trainable_params, enable_checkpointing, explain, prepare_model
+    from compat.prepare import (
+        Plan,
+        Step,
+        cast_trainable_params,
+        enable_checkpointing,
+        explain,
+        prepare_model,
+        release_checkpointing_kwargs,
+    )
 
 
 def _install_import_guards() -> None:

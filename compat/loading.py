@@ -9,14 +9,17 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from compat import versions
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 _DTYPES = ("auto", "float32", "float16", "bfloat16")
 
 
-def _as_dtype(value: Any, what: str):
+def _as_dtype(value: Any, what: str) -> torch.dtype:
     import torch
 
     if isinstance(value, torch.dtype):
@@ -31,7 +34,7 @@ def dtype_keyword() -> str:
     return "dtype" if versions.is_new("dtype_kwarg") else "torch_dtype"
 
 
-def pretrained_kwargs(dtype: Any = "auto", *, load_in_4bit: bool = False, load_in_8bit: bool = False,
+def pretrained_kwargs(dtype: torch.dtype | str = "auto", *, load_in_4bit: bool = False, load_in_8bit: bool = False,
                       **bnb_options: Any) -> dict[str, Any]:
     """`from_pretrained` keyword arguments for this dtype and quantization, right for the installed transformers.
 
@@ -41,6 +44,11 @@ def pretrained_kwargs(dtype: Any = "auto", *, load_in_4bit: bool = False, load_i
 
     >>> AutoModelForCausalLM.from_pretrained(path, **pretrained_kwargs("bfloat16", load_in_4bit=True))
     """
+    missing = [pkg for pkg in ("torch", "transformers") if versions.installed(pkg) is None]
+    if missing:  # the keywords depend on the installed transformers, the dtypes are torch's
+        raise ImportError(
+            f"compat.pretrained_kwargs needs {' and '.join(missing)}. Install with: pip install {' '.join(missing)}"
+        )
     kwargs: dict[str, Any] = {dtype_keyword(): dtype if dtype == "auto" else _as_dtype(dtype, "dtype")}
     if load_in_4bit and load_in_8bit:
         raise ValueError("Choose one of load_in_4bit=True and load_in_8bit=True, not both.")

@@ -43,22 +43,28 @@ SCENARIOS = (
 )
 BY_NAME = {s.name.lower(): s for s in SCENARIOS}
 
-# The design document's tiny model: 202,112 parameters, saved in bf16.
+# The tiny model the scenarios train by default: 202,112 parameters, saved in bf16.
 TINY = dict(vocab_size=1000, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=2, head_dim=16, tie_word_embeddings=False)
 
 
-def build_tiny_model(path: str) -> str:
-    """Save the embedded default model (tiny Qwen3; Qwen2 on transformers < 4.51, which has no Qwen3) to `path`."""
+def model_config(**overrides: Any):
+    """A Qwen3 config of the tiny model (Qwen2 on transformers < 4.51, which has no Qwen3), `overrides` on top."""
+    import transformers
+
+    params = {**TINY, **overrides}
+    if hasattr(transformers, "Qwen3Config"):
+        return transformers.Qwen3Config(**params)
+    return transformers.Qwen2Config(**{k: v for k, v in params.items() if k != "head_dim"})
+
+
+def build_tiny_model(path: str, **overrides: Any) -> str:
+    """Save the embedded default model (see `model_config`; `overrides` change its shape) to `path`, in bf16."""
     import torch
     import transformers
 
-    if hasattr(transformers, "Qwen3Config"):
-        config = transformers.Qwen3Config(**TINY)
-    else:
-        config = transformers.Qwen2Config(**{k: v for k, v in TINY.items() if k != "head_dim"})
     torch.manual_seed(0)
-    model = transformers.AutoModelForCausalLM.from_config(config).to(torch.bfloat16)
+    model = transformers.AutoModelForCausalLM.from_config(model_config(**overrides)).to(torch.bfloat16)
     model.save_pretrained(path)
     return path
 
@@ -113,14 +119,15 @@ def training_args(scenario: Scenario, output_dir: str, steps: int, device: str, 
 LORA_TARGETS = ["q_proj", "v_proj"]  # what peft >= 0.16 picks for Qwen3 by itself; older peft knows no Qwen3
 
 
-def lora_config(**kwargs):
+def lora_config(**kwargs: Any):
+    """LoraConfig() with explicit targets (q_proj, v_proj): on the tiny model r=8 gives 3,584 trainable parameters."""
     from peft import LoraConfig
 
-    return LoraConfig(target_modules=LORA_TARGETS, **kwargs)
+    return LoraConfig(**{"target_modules": LORA_TARGETS, **kwargs})
 
 
 def peft_config_for(scenario: Scenario, model=None):
-    """LoraConfig() as in the design document; explicit targets where the model has q_proj/v_proj (any peft)."""
+    """LoraConfig() as in TRL PR #4577's scenarios; explicit targets where the model has q_proj/v_proj (any peft)."""
     if not scenario.lora:
         return None
     from peft import LoraConfig
@@ -129,8 +136,34 @@ def peft_config_for(scenario: Scenario, model=None):
     return lora_config() if set(LORA_TARGETS) <= names else LoraConfig()
 
 
+def train_loop(model, steps: int = 3, *, batch: int = 4, length: int = 64, lr: float = 1e-2, eps: float = 1e-8,
+               seed: int = 0, timings: list[float] | None = None) -> list[float]:
+    """A plain torch loop (no Trainer): `steps` AdamW steps on random token ids (labels = input_ids), on the model's
+    device; returns the losses. `timings`, when given, gets each step's seconds. (fp16 weights: pass eps=1e-4.)"""
+    import torch
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    device = params[0].device if params else next(model.parameters()).device
+    vocab = model.get_input_embeddings().num_embeddings
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(params, lr=lr, eps=eps)
+    model.train()
+    losses = []
+    for _ in range(steps):
+        ids = torch.randint(0, vocab, (batch, length), generator=generator).to(device)
+        start = time.perf_counter()
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())  # .item() waits for the device: the timing below is the whole step
+        if timings is not None:
+            timings.append(time.perf_counter() - start)
+    return losses
+
+
 def dataset(rows: int = 16, length: int = 64, vocab: int = 1000, seed: int = 0) -> list[dict[str, list[int]]]:
-    """The design document's data: random token ids, labels = input_ids (a list is a valid Trainer dataset)."""
+    """The scenarios' data: random token ids, labels = input_ids (a list is a valid Trainer dataset)."""
     import random
 
     rng = random.Random(seed)

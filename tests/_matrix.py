@@ -1,7 +1,7 @@
 """Reads the version matrix from tox.ini, the one place where each env's versions are written down.
 
-Used by tests/test_gate_coverage.py (every gate covered on both sides, the running env is what tox.ini says) and by
-tests/test_gates_per_env.py (which side of each gate the running env is on, from the gate table).
+Used by tests/test_gate_coverage.py: every gate covered on both sides (`Gate.side` of each env's pins), the running
+env is what tox.ini says.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ class Env:
     requirements: tuple[Requirement, ...]
     python: Version = Version("3.11")
     pins: dict = field(default_factory=dict)  # package -> Version (exact pin) or NEWEST (listed, unpinned)
+    commands: str = ""
 
     def versions(self) -> dict[str, Version | None]:
         """The stack of this env as compat.versions sees it: every package of a gate, None when not installed."""
@@ -100,21 +101,9 @@ def load_envs(path: Path = TOX_INI) -> dict[str, Env]:
             pin = _pin(req)
             if pin is not None:
                 pins[_canonical(req.name)] = pin
-        envs[name] = Env(name, reqs, _python(parser, section), pins)
+        commands = parser.get(section, "commands", fallback=None) or parser.get("testenv", "commands", fallback="")
+        envs[name] = Env(name, reqs, _python(parser, section), pins, commands)
     return envs
-
-
-def side(gate: versions.Gate, stack: dict[str, Version | None]) -> str | None:
-    """Which side of `gate` a stack is on. Like Gate.side, but a gate whose packages must *all* be new is on the old
-    side as soon as one installed package is old, even when another one is missing (t446-p012 has no bitsandbytes:
-    CPU 4-bit is off there because transformers is below 4.53, whatever bitsandbytes would be)."""
-    result = gate.side(stack)
-    if result is None:
-        for pkg, ver in gate.since:
-            have = stack.get(pkg)
-            if have is not None and Version(have.base_version) < Version(ver):
-                return "old"
-    return result
 
 
 def supported_floor() -> dict[str, Version]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 
 import pytest
 
@@ -81,12 +80,36 @@ def assert_trained(model, before: dict) -> None:
     assert not changed_frozen, f"frozen tensors changed: {changed_frozen[:5]}"
 
 
-@pytest.fixture(autouse=True)
-def _reset_legacy_warnings():
-    import sys
+class CheckpointCalls:
+    """What torch's checkpoint receives: transformers binds `functools.partial(checkpoint, **kwargs)` when
+    checkpointing is enabled, from the `checkpoint` name in transformers.modeling_utils, so a recorder under that name
+    (and torch's) sees every checkpointed call made after it is installed, the Trainer's own re-enable included."""
 
-    legacy = sys.modules.get("compat.legacy")
-    if legacy is not None:
-        legacy._warned.clear()
-    with warnings.catch_warnings():
-        yield
+    def __init__(self):
+        self.calls: list[dict] = []
+
+    def install(self, monkeypatch):
+        import torch.utils.checkpoint
+        import transformers.modeling_utils
+
+        real = torch.utils.checkpoint.checkpoint
+
+        def checkpoint(function, *args, **kwargs):
+            self.calls.append(dict(kwargs))
+            return real(function, *args, **kwargs)
+
+        monkeypatch.setattr(transformers.modeling_utils, "checkpoint", checkpoint)
+        monkeypatch.setattr(torch.utils.checkpoint, "checkpoint", checkpoint)
+        return self
+
+    def use_reentrant(self) -> set:
+        return {call.get("use_reentrant", "unset") for call in self.calls}
+
+    def keys(self) -> set:
+        return {key for call in self.calls for key in call}
+
+
+@pytest.fixture
+def checkpoint_calls(monkeypatch):
+    pytest.importorskip("transformers")
+    return CheckpointCalls().install(monkeypatch)

@@ -23,14 +23,25 @@ def main(model_dir: str, out_dir: str, steps: int = 3) -> None:
     faulthandler.dump_traceback_later(float(os.environ.get("DIST_TRAIN_TIMEOUT", "150")), exit=True)
     import compat  # first: the HybridCache guard for transformers 5 + peft 0.16-0.17
     import torch
+    import torch.utils.checkpoint
     import transformers
-    from peft import LoraConfig
+    import transformers.modeling_utils
+
     from compat import versions
-    from compat.scenarios import SCENARIOS, checkpointing_on, dataset, load, training_args
+    from compat.scenarios import SCENARIOS, checkpointing_on, dataset, load, lora_config, training_args
+
+    # What torch's checkpoint receives during training (transformers binds it under this name when enabling).
+    use_reentrant = set()
+    real_checkpoint = torch.utils.checkpoint.checkpoint
+
+    def checkpoint(function, *args, **kwargs):
+        use_reentrant.add(kwargs.get("use_reentrant", "unset"))
+        return real_checkpoint(function, *args, **kwargs)
+
+    transformers.modeling_utils.checkpoint = checkpoint
 
     transformers.logging.set_verbosity_error()
     rank = int(os.environ["RANK"])
-    torch.manual_seed(1234 + rank)  # different seeds per rank: DDP must still make the adapters identical
 
     scenario = next(s for s in SCENARIOS if s.name == "LoRA+GC")
     model = load(scenario, model_dir)
@@ -38,11 +49,12 @@ def main(model_dir: str, out_dir: str, steps: int = 3) -> None:
         scenario, os.path.join(out_dir, "trainer"), steps, "cpu",
         per_device_train_batch_size=2, ddp_backend="gloo", ddp_find_unused_parameters=False,
         learning_rate=1e-2, save_strategy="no",
+        seed=1234 + rank,  # adapters are initialised from args.seed: different per rank, DDP must still align them
     )
     before_args = repr(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = compat.prepare_model(model, LoraConfig(target_modules=["q_proj", "v_proj"]), args)
+        model = compat.prepare_model(model, lora_config(), args)
     ours = [str(w.message) for w in caught if issubclass(w.category, FutureWarning)]
 
     trainable = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
@@ -63,6 +75,7 @@ def main(model_dir: str, out_dir: str, steps: int = 3) -> None:
         "losses": losses,
         "finite": all(math.isfinite(x) for x in losses),
         "gc": checkpointing_on(model),
+        "use_reentrant": sorted(map(str, use_reentrant)),
         "trainable": sum(p.numel() for p in after.values()),
         "future_warnings_from_prepare": ours,
         "args_unchanged": repr(args) == before_args,

@@ -76,6 +76,7 @@ def test_prepared_model_as_asked(two_ranks):
     reports, _ = two_ranks
     for report in reports:
         assert report["gc"], "gradient checkpointing is not on"
+        assert report["use_reentrant"] == ["False"], "torch's checkpoint must run non-reentrant under DDP too"
         assert report["trainable"] == 3_584
         assert report["args_unchanged"], "prepare_model changed the TrainingArguments"
         assert report["future_warnings_from_prepare"] == []

@@ -72,39 +72,53 @@ def test_bad_checkpointing_kwargs(tiny_model_path):
         prepare_model(load(LORA, tiny_model_path), gradient_checkpointing=True, gradient_checkpointing_kwargs=["x"])
 
 
-def test_peft_missing_names_the_pip_command(tmp_path):
-    """Run where peft is really not installed: a copy of site-packages (as links) without peft, and no site
-    processing. transformers itself then sees no peft. Expect an ImportError with the pip command."""
+def run_without(packages: tuple[str, ...], script: str, tmp_path) -> subprocess.CompletedProcess:
+    """Run `script` where `packages` are really not installed: a copy of site-packages (as links) without them, and no
+    site processing, so neither importlib.metadata nor import finds them."""
     import os
     from pathlib import Path
 
-    import transformers
-
-    site = Path(transformers.__file__).resolve().parents[1]
+    site = Path(pytest.importorskip("packaging").__file__).resolve().parents[1]
     farm = tmp_path / "site-packages"
     farm.mkdir()
     for entry in site.iterdir():
-        if entry.name.lower().split("-")[0].split(".")[0] != "peft":
+        if entry.name.lower().split("-")[0].split(".")[0] not in packages:
             (farm / entry.name).symlink_to(entry)
     repo = Path(__file__).resolve().parents[1]
-    script = textwrap.dedent(
-        """
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), str(farm)])}
+    return subprocess.run([sys.executable, "-S", "-c", textwrap.dedent(script)], capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+def test_peft_missing_names_the_pip_command(tmp_path):
+    """transformers itself then sees no peft. Expect an ImportError with the pip command."""
+    out = run_without(("peft",), """
         import importlib.util
         assert importlib.util.find_spec("peft") is None, "peft is still importable"
         import transformers
-        from compat.scenarios import TINY
-        qwen3 = hasattr(transformers, "Qwen3Config")
-        config = (transformers.Qwen3Config if qwen3 else transformers.Qwen2Config)(
-            **{k: v for k, v in TINY.items() if k != "head_dim" or qwen3})
-        model = transformers.AutoModelForCausalLM.from_config(config)
+        from compat.scenarios import model_config
+        model = transformers.AutoModelForCausalLM.from_config(model_config())
         import compat
         try:
             compat.prepare_model(model, object())
         except ImportError as exc:
             print("IMPORT-ERROR:", exc)
-        """
-    )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), str(farm)])}
-    out = subprocess.run([sys.executable, "-S", "-c", script], capture_output=True, text=True, timeout=300, env=env)
+        """, tmp_path)
     assert "IMPORT-ERROR:" in out.stdout, out.stderr[-2000:]
     assert "pip install peft" in out.stdout
+
+
+def test_pretrained_kwargs_without_torch_names_the_pip_command(tmp_path):
+    out = run_without(("torch", "transformers"), """
+        import importlib.util
+        assert importlib.util.find_spec("torch") is None, "torch is still importable"
+        import compat
+        for args in (("auto",), ("bfloat16",), ("bfloat16", True)):
+            try:
+                compat.pretrained_kwargs(args[0], load_in_4bit=len(args) > 1)
+            except ImportError as exc:
+                print("IMPORT-ERROR:", exc)
+        """, tmp_path)
+    errors = [line for line in out.stdout.splitlines() if line.startswith("IMPORT-ERROR:")]
+    assert len(errors) == 3, out.stdout + out.stderr[-2000:]
+    assert all("pip install torch transformers" in line for line in errors)

@@ -8,7 +8,6 @@ from its pins (checked inside each tox env), and a MIGRATION.md gate table that 
 from __future__ import annotations
 
 import re
-from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -24,19 +23,36 @@ CORE = ("torch", "transformers", "peft")
 
 
 def sides_by_env(gate: versions.Gate) -> dict[str, str | None]:
-    return {name: _matrix.side(gate, env.versions()) for name, env in ENVS.items()}
+    return {name: gate.side(env.versions()) for name, env in ENVS.items()}
 
 
-def test_tox_ini_lists_the_design_matrix():
-    assert list(ENVS) == [
-        "t446-p012", "t453-p015", "t455-p016", "t457-p017", "t500-p018", "t500-p017", "t522-p019", "t523-p021",
-        "latest",
-    ]
+def test_tox_ini_env_list_has_a_section_for_each_env_and_no_other():
+    names = _matrix.env_list()
+    assert names and len(names) == len(set(names)), f"env_list empty or with duplicates: {names}"
     parser = _matrix.read_tox_ini()
-    for name in ENVS:
+    for name in names:
         assert parser.has_section(f"testenv:{name}"), f"env {name} has no [testenv:{name}] section"
-    extra = {s.split(":", 1)[1] for s in parser.sections() if s.startswith("testenv:")} - set(ENVS) - {".pkg"}
+    extra = {s.split(":", 1)[1] for s in parser.sections() if s.startswith("testenv:")} - set(names) - {".pkg"}
     assert not extra, f"sections not in env_list (never run by `tox -p`): {sorted(extra)}"
+
+
+def test_ci_runs_envs_of_the_matrix():
+    """.ci/run names the envs CI runs: each must be one of tox.ini's (a renamed env would otherwise stop CI)."""
+    text = (_matrix.ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    runs = [name for match in re.findall(r"tox -e ([\w.,-]+)", text) for name in match.split(",")]
+    assert runs, ".ci/run runs no tox env"
+    assert set(runs) <= set(ENVS), f"CI runs envs that tox.ini does not define: {sorted(set(runs) - set(ENVS))}"
+
+
+def test_trl_envs_run_the_differential_test_on_both_transformers_lines():
+    """TRL is the oracle of the preparation: every env that installs trl runs the differential test, and the envs
+    with trl cover transformers 5.x (or the newest) and the last 4.x line."""
+    with_trl = {name: env for name, env in ENVS.items() if "trl" in env.pins}
+    assert with_trl, "no tox env installs trl: nothing compares compat with TRL"
+    for name, env in with_trl.items():
+        assert "tests/test_trl_parity.py" in env.commands, f"{name} installs trl but does not run the differential test"
+    majors = {env.pins["transformers"].major for env in with_trl.values()}
+    assert {4} <= majors and (majors - {4}), f"trl envs cover transformers majors {sorted(majors)} only"
 
 
 @pytest.mark.parametrize("name", list(ENVS))
@@ -47,12 +63,12 @@ def test_env_pins(name):
     assert env.pins.get("torch") == Version("2.13.0"), f"{name}: torch must be pinned ==2.13.0"
     for pkg in CORE[1:]:
         assert pkg in env.pins, f"{name}: {pkg} missing"
-        if name != "latest":
+        if not name.endswith("latest"):  # only a *latest env may take the newest release
             assert env.pins[pkg] != _matrix.NEWEST, f"{name}: {pkg} must be pinned exactly"
     for pkg, have in env.pins.items():
         if pkg in FLOOR and have != _matrix.NEWEST:
             assert have >= FLOOR[pkg], f"{name}: {pkg} {have} is below the supported floor {FLOOR[pkg]}"
-    m = re.fullmatch(r"t(\d)(\d\d)-p0(\d\d)", name)
+    m = re.fullmatch(r"(?:trl-)?t(\d)(\d\d)-p0(\d\d)", name)
     if m:  # the name says the versions: t457-p017 = transformers 4.57, peft 0.17
         assert env.pins["transformers"].release[:2] == (int(m.group(1)), int(m.group(2)))
         assert env.pins["peft"].release[:2] == (0, int(m.group(3)))
@@ -76,35 +92,14 @@ def test_gate_is_exercised_on_both_sides(gate):
 
 def test_below_floor_gates_are_the_ones_expected():
     """Gates whose old side is unsupported: listed so that raising a floor (or adding such a gate) is a visible
-    decision. Today: peft < 0.12 is not supported, so these two gates only guard code paths we never take (the
-    autocast keyword is always there) or the codemod (old scripts)."""
+    decision. Today: peft < 0.12 and transformers < 4.46 are not supported, so these gates only guard code paths we
+    never take (the autocast keyword is always there) or the codemod (old scripts)."""
     assert {g.name for g in versions.GATES if _matrix.below_floor(g, FLOOR)} == {
         "autocast_adapter_dtype_kwarg",
         "int8_training_removed",
+        "kbit_training_function",
+        "bnb_quantization_config",
     }
-
-
-def test_the_design_document_matrix_matches_tox_ini():
-    design = _matrix.ROOT.parent / "shared" / "design.md"
-    if not design.exists():
-        pytest.skip(f"{design} not found (the shared design document lives beside the checkout)")
-    rows = {}
-    for line in design.read_text(encoding="utf-8").splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 4 and cells[0] in ENVS:
-            rows[cells[0]] = cells[1:4]
-    assert set(rows) == set(ENVS)
-    for name, (tf, peft, bnb) in rows.items():
-        env = ENVS[name]
-        if name == "latest":
-            assert env.pins["transformers"] == env.pins["peft"] == env.pins["bitsandbytes"] == _matrix.NEWEST
-            continue
-        assert env.pins["transformers"] == Version(tf)
-        assert env.pins["peft"] == Version(peft)
-        if bnb.startswith("none"):
-            assert "bitsandbytes" not in env.pins, f"{name}: the design says no bitsandbytes"
-        else:
-            assert env.pins["bitsandbytes"] == Version(bnb)
 
 
 def test_running_env_matches_tox_ini():
@@ -128,18 +123,7 @@ def test_running_env_matches_tox_ini():
         if pkg not in env.pins:
             assert versions.installed(pkg) is None, f"{pkg} is installed but tox.ini does not list it for {name}"
     for gate in versions.GATES:
-        assert _matrix.side(gate, versions.installed_versions()) == _matrix.side(gate, env.versions()), gate.name
-
-
-def test_coverage_table_is_printable():
-    """A readable matrix of gate x env (run with -s to see it); also checks every cell is 'old', 'new' or '-'."""
-    names = list(ENVS)
-    lines = [f"{'gate':<31}" + "".join(f"{n:>11}" for n in names)]
-    for gate in versions.GATES:
-        cells = sides_by_env(gate)
-        assert set(cells.values()) <= {"old", "new", None}
-        lines.append(f"{gate.name:<31}" + "".join(f"{(cells[n] or '-'):>11}" for n in names))
-    print("\n".join(lines))
+        assert gate.side(versions.installed_versions()) == gate.side(env.versions()), gate.name
 
 
 # --- MIGRATION.md ------------------------------------------------------------------------------------------------
@@ -187,8 +171,3 @@ def test_migration_table_imports_nothing_heavy():
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=_matrix.ROOT)
-
-
-def test_metadata_lookup_is_not_an_import():
-    # versions.installed reads metadata; this pins that the tox env's packages are visible that way.
-    assert versions.installed("packaging") == Version(metadata.version("packaging"))

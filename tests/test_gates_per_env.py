@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import os
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from types import SimpleNamespace
 import pytest
 
 from compat import versions
+from compat.scenarios import lora_config, train_loop
 
 pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
@@ -54,21 +56,14 @@ def need_cpu_kbit():
         pytest.skip(f"gate bnb_cpu_kbit (old side): 4-bit/8-bit on the CPU needs {g.requirement}")
 
 
-def lora(**kw):
-    from peft import LoraConfig
-
-    # Explicit target modules: peft < 0.16 has no default target list for Qwen3.
-    return LoraConfig(target_modules=["q_proj", "v_proj"], **kw)
-
-
-def load(path, dtype="auto", **quant):
+def load(path, dtype="auto", device_map=None, **quant):
     from transformers import AutoModelForCausalLM
 
     from compat import pretrained_kwargs
 
     kwargs = pretrained_kwargs(dtype, **quant)
-    if quant:
-        kwargs["device_map"] = {"": "cpu"}
+    if quant or device_map:
+        kwargs["device_map"] = device_map or {"": "cpu"}
     return AutoModelForCausalLM.from_pretrained(path, **kwargs)
 
 
@@ -95,20 +90,6 @@ def enable_gc_raw(model, **kwargs):
         model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs or None)
     else:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs or None)
-
-
-def step(model, steps: int = 2):
-    ids = torch.randint(0, 1000, (2, 16), generator=torch.Generator().manual_seed(0))
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=0.1)
-    model.train()
-    loss = None
-    for _ in range(steps):
-        loss = model(input_ids=ids, labels=ids).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-    return loss
 
 
 def run_python(code: str) -> subprocess.CompletedProcess:
@@ -206,13 +187,13 @@ def test_plan_sets_non_reentrant_on_every_version(tiny_model_path):
     from compat import explain, prepare_model
 
     model = load(tiny_model_path)
-    planned = explain(model, lora(), gradient_checkpointing=True)["checkpointing"]
+    planned = explain(model, lora_config(), gradient_checkpointing=True)["checkpointing"]
     kwargs = planned.params.get("activation_checkpointing_kwargs", planned.params.get("gradient_checkpointing_kwargs"))
     # Always explicit (torch warns without the keyword): 4.x's reentrant default is overridden, 5.x's restated.
     assert kwargs == {"use_reentrant": False}
     assert planned.gate == "non_reentrant_default"
     assert "4.x defaults to reentrant" in planned.reason
-    prepared = prepare_model(model, lora(), gradient_checkpointing=True)
+    prepared = prepare_model(model, lora_config(), gradient_checkpointing=True)
     assert reentrant_flags(prepared) == {False}, "non-reentrant checkpointing on every version"
 
 
@@ -222,15 +203,16 @@ def test_callers_use_reentrant_is_honoured(tiny_model_path):
     from compat import explain, prepare_model
 
     model = load(tiny_model_path)
-    planned = explain(model, lora(), gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": True})
+    planned = explain(model, lora_config(), gradient_checkpointing=True,
+                      gradient_checkpointing_kwargs={"use_reentrant": True})
     assert {"use_reentrant": True}.items() <= dict(
         planned["checkpointing"].params.get("activation_checkpointing_kwargs")
         or planned["checkpointing"].params.get("gradient_checkpointing_kwargs")
     ).items()
-    prepared = prepare_model(model, lora(), gradient_checkpointing=True,
+    prepared = prepare_model(model, lora_config(), gradient_checkpointing=True,
                              gradient_checkpointing_kwargs={"use_reentrant": True})
     assert reentrant_flags(prepared) == {True}
-    assert torch.isfinite(step(prepared)), "reentrant + PEFT trains thanks to the input-grad hook"
+    assert all(math.isfinite(x) for x in train_loop(prepared)), "reentrant + PEFT trains thanks to the input-grad hook"
 
 
 @gate("activation_checkpointing_names")
@@ -241,7 +223,7 @@ def test_fact_and_plan_checkpointing_method_names(tiny_model_path):
     model = load(tiny_model_path)
     assert hasattr(model, "activation_checkpointing_enable") == new("activation_checkpointing_names")
     assert hasattr(model, "gradient_checkpointing_enable")  # the old name stays (alias on >= 5.23)
-    planned = explain(model, lora(), gradient_checkpointing=True)["checkpointing"]
+    planned = explain(model, lora_config(), gradient_checkpointing=True)["checkpointing"]
     if new("activation_checkpointing_names"):
         assert planned.params["method"] == "activation_checkpointing_enable"
         assert "activation_checkpointing_kwargs" in planned.params
@@ -252,7 +234,7 @@ def test_fact_and_plan_checkpointing_method_names(tiny_model_path):
         assert "gradient_checkpointing_kwargs" in planned.params
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        prepared = prepare_model(model, lora(), gradient_checkpointing=True)
+        prepared = prepare_model(model, lora_config(), gradient_checkpointing=True)
     ours = [str(w.message) for w in caught if issubclass(w.category, FutureWarning)
             and "checkpointing" in str(w.message)]
     assert ours == [], f"FutureWarning from compat's own calls: {ours}"
@@ -273,17 +255,17 @@ def test_fact_42489_peft_plus_reentrant_checkpointing_without_the_hook(tiny_mode
     need_peft()
     from peft import get_peft_model
 
-    model = get_peft_model(load(tiny_model_path, "float32"), lora())
+    model = get_peft_model(load(tiny_model_path, "float32"), lora_config())
     enable_gc_raw(model, use_reentrant=True)  # after get_peft_model, as the 4.x Trainer does
     if new("input_grads_builtin"):
         assert _embedding_hooks(model) >= 1
-        assert torch.isfinite(step(model))
+        assert all(math.isfinite(x) for x in train_loop(model))
     else:
         assert _embedding_hooks(model) == 0
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with pytest.raises(RuntimeError, match="does not require grad"):
-                step(model)
+                train_loop(model)
 
 
 @gate("input_grads_builtin")
@@ -292,15 +274,15 @@ def test_input_grad_hook_present_after_prepare(tiny_model_path):
     from compat import explain, prepare_model
 
     model = load(tiny_model_path)
-    planned = explain(model, lora(), gradient_checkpointing=True)
+    planned = explain(model, lora_config(), gradient_checkpointing=True)
     assert planned.names.index("input_require_grads") == planned.names.index("checkpointing") + 1
     assert planned["input_require_grads"].gate == "input_grads_builtin"
-    prepared = prepare_model(model, lora(), gradient_checkpointing=True)
+    prepared = prepare_model(model, lora_config(), gradient_checkpointing=True)
     assert _embedding_hooks(prepared) >= 1, "the input-grad hook is missing"
     ids = torch.tensor([[1, 2, 3]])
     assert prepared.get_input_embeddings()(ids).requires_grad
     before = {n: p.detach().clone() for n, p in prepared.named_parameters() if p.requires_grad}
-    assert torch.isfinite(step(prepared, steps=3))
+    assert all(math.isfinite(x) for x in train_loop(prepared))
     assert all(not torch.equal(p, before[n]) for n, p in prepared.named_parameters() if p.requires_grad)
 
 
@@ -349,15 +331,12 @@ def test_lora_trains_through_compat_in_a_fresh_process(tiny_model_path):
     need_peft()
     code = f"""
 import compat, torch
-from peft import LoraConfig
 from transformers import AutoModelForCausalLM
+from compat.scenarios import lora_config, train_loop
 model = AutoModelForCausalLM.from_pretrained({tiny_model_path!r}, **compat.pretrained_kwargs("bfloat16"))
-model = compat.prepare_model(model, LoraConfig(target_modules=["q_proj", "v_proj"]), gradient_checkpointing=True)
+model = compat.prepare_model(model, lora_config(), gradient_checkpointing=True)
 before = {{n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}}
-opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
-ids = torch.randint(0, 1000, (2, 16))
-for _ in range(3):
-    model(input_ids=ids, labels=ids).loss.backward(); opt.step(); opt.zero_grad()
+train_loop(model)
 changed = [not torch.equal(p, before[n]) for n, p in model.named_parameters() if p.requires_grad]
 print(type(model).__name__, len(changed), all(changed))
 """
@@ -388,7 +367,7 @@ def test_fact_autocast_false_on_4bit(tiny_model_path):
     need_cpu_kbit()
     from peft import get_peft_model
 
-    model = get_peft_model(load_4bit(tiny_model_path, compute="float16"), lora(), autocast_adapter_dtype=False)
+    model = get_peft_model(load_4bit(tiny_model_path, compute="float16"), lora_config(), autocast_adapter_dtype=False)
     dtypes = {p.dtype for n, p in model.named_parameters() if p.requires_grad}
     assert dtypes == ({torch.float16} if new("autocast_adapter_dtype_4bit") else {torch.float32})
 
@@ -401,18 +380,18 @@ def test_qlora_adapters_are_bf16_after_prepare_on_both_sides(tiny_model_path, co
     from compat import explain, prepare_model
 
     model = load_4bit(tiny_model_path, compute=compute)
-    planned = explain(model, lora(), gradient_checkpointing=True)
+    planned = explain(model, lora_config(), gradient_checkpointing=True)
     assert planned.names[-1] == "cast_trainable"
     assert planned["cast_trainable"].gate == "autocast_adapter_dtype_4bit"
     assert planned["get_peft_model"].params == {}  # no autocast keyword for a quantized base
-    prepared = prepare_model(model, lora(), gradient_checkpointing=True)
+    prepared = prepare_model(model, lora_config(), gradient_checkpointing=True)
     trainable = {n: p for n, p in prepared.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n for n in trainable)
     assert {p.dtype for p in trainable.values()} == {torch.bfloat16}
     # Norms are not upcast to fp32 (the old kbit recipe did): every non-quantized frozen float stays as loaded.
     assert all(p.dtype != torch.float32 for n, p in prepared.named_parameters() if "norm" in n)
     before = {n: p.detach().clone() for n, p in trainable.items()}
-    assert torch.isfinite(step(prepared, steps=3))
+    assert all(math.isfinite(x) for x in train_loop(prepared))
     assert all(not torch.equal(p, before[n]) for n, p in trainable.items())
 
 
@@ -423,8 +402,8 @@ def test_8bit_lora_adapters_after_prepare(tiny_model_path):
     from compat import explain, prepare_model
 
     model = load(tiny_model_path, load_in_8bit=True)
-    assert "cast_trainable" in explain(model, lora()).names
-    prepared = prepare_model(model, lora())
+    assert "cast_trainable" in explain(model, lora_config()).names
+    prepared = prepare_model(model, lora_config())
     assert {p.dtype for p in prepared.parameters() if p.requires_grad} == {torch.bfloat16}
 
 
@@ -440,7 +419,7 @@ def test_fact_autocast_keyword_and_plan_under_zero3(tiny_model_path):
 
     assert ("autocast_adapter_dtype" in inspect.signature(get_peft_model).parameters) == new(
         "autocast_adapter_dtype_kwarg")
-    planned = explain(load(tiny_model_path), lora(), zero3_args(gradient_checkpointing=True))["get_peft_model"]
+    planned = explain(load(tiny_model_path), lora_config(), zero3_args(gradient_checkpointing=True))["get_peft_model"]
     if new("autocast_adapter_dtype_kwarg"):
         assert planned.params == {"autocast_adapter_dtype": False}
         assert planned.gate == "autocast_adapter_dtype_kwarg"
@@ -455,6 +434,23 @@ def test_fact_prepare_model_for_int8_training():
 
     assert hasattr(peft, "prepare_model_for_int8_training") != new("int8_training_removed")
     assert hasattr(peft, "prepare_model_for_kbit_training")
+
+
+@gate("kbit_training_function")
+def test_fact_prepare_model_for_kbit_training_exists():
+    need_peft()
+    import peft
+
+    assert hasattr(peft, "prepare_model_for_kbit_training") == new("kbit_training_function")
+
+
+@gate("bnb_quantization_config")
+def test_fact_bitsandbytes_config_has_4bit():
+    from transformers import BitsAndBytesConfig
+
+    params = inspect.signature(BitsAndBytesConfig.__init__).parameters
+    assert ("load_in_4bit" in params) == new("bnb_quantization_config")
+    assert "load_in_8bit" in params
 
 
 @gate("kbit_auto_clear_cache")
@@ -474,6 +470,60 @@ def test_fact_python_floor():
         assert versions.installed("python") >= versions.installed("python").__class__("3.10")
         requires = versions.metadata.metadata("transformers").get("Requires-Python", "")
         assert "3.1" in requires, requires  # >=3.10.0 or >=3.11.0
+
+
+# --- prefix tuning with a device map: cache_key_cache_removed, prefix_tuning_device_map ----------------------------
+
+
+def _filled_cache(layers: int = 2):
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    for idx in range(layers):
+        cache.update(torch.zeros(1, 2, 3, 16), torch.zeros(1, 2, 3, 16), idx)
+    return cache
+
+
+@gate("cache_key_cache_removed")
+def test_fact_cache_key_cache():
+    assert hasattr(_filled_cache(), "key_cache") != new("cache_key_cache_removed")
+
+
+@gate("prefix_tuning_device_map")
+@gate("cache_key_cache_removed")
+def test_fact_prefix_tuning_moves_its_cache_onto_the_device_map(tiny_model_path):
+    """What peft's prefix tuning does with a device-mapped model in every forward pass: move its virtual keys to each
+    layer's device. A CPU-only run has no accelerator, so the map names the CPU as a device (as a GPU map names one)."""
+    need_peft()
+    from peft.utils.integrations import map_cache_to_layer_device_map
+
+    model = load(tiny_model_path, "float32", device_map={"": "cpu"})
+    model.hf_device_map = {"": torch.device("cpu")}
+    if new("cache_key_cache_removed") and not new("prefix_tuning_device_map"):
+        with pytest.raises(AttributeError, match="key_cache"):
+            map_cache_to_layer_device_map(model, _filled_cache())
+    else:
+        map_cache_to_layer_device_map(model, _filled_cache())
+
+
+@gate("prefix_tuning_device_map")
+def test_prefix_tuning_with_a_device_map_is_refused_where_it_would_fail(tiny_model_path):
+    need_peft()
+    from peft import PeftModel, PrefixTuningConfig
+
+    from compat import prepare_model
+
+    config = PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4)
+    model = load(tiny_model_path, device_map={"": "cpu"})
+    # peft moves the cache only when transformers recorded a device map (5.x: not for a single-device map)
+    if hasattr(model, "hf_device_map") and new("cache_key_cache_removed") and not new("prefix_tuning_device_map"):
+        with pytest.raises(ValueError, match=r"peft>=0\.18.*device_map"):
+            prepare_model(model, config)
+        assert not any(p.requires_grad is False for p in model.parameters()), "the model was touched"
+    else:
+        assert isinstance(prepare_model(model, config), PeftModel)
+    # Without a device map prefix tuning is prepared on every version.
+    assert isinstance(prepare_model(load(tiny_model_path), config), PeftModel)
 
 
 # --- ZeRO-3 and FSDP settings in args (explain; DeepSpeed itself is not installed) ----------------------------------
@@ -506,7 +556,7 @@ def test_zero3_forces_reentrant_and_keeps_the_adapter_dtype(tiny_model_path, tmp
     model = load(tiny_model_path)
     for label, args in zero3_variants(tmp_path).items():
         before = repr(args)
-        planned = explain(model, lora(), args)
+        planned = explain(model, lora_config(), args)
         assert planned.names[:4] == ["validate", "get_peft_model", "checkpointing", "input_require_grads"], label
         assert _ckpt_kwargs(planned)["use_reentrant"] is True, label
         assert "ZeRO-3" in planned["checkpointing"].reason, label
@@ -515,9 +565,19 @@ def test_zero3_forces_reentrant_and_keeps_the_adapter_dtype(tiny_model_path, tmp
     # A caller's use_reentrant=False cannot stand under ZeRO-3 with PEFT: overridden, with a warning.
     args = zero3_args(gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False})
     with pytest.warns(UserWarning, match="use_reentrant"):
-        planned = explain(model, lora(), args)
+        planned = explain(model, lora_config(), args)
     assert _ckpt_kwargs(planned)["use_reentrant"] is True
     assert args.gradient_checkpointing_kwargs == {"use_reentrant": False}, "args were changed"
+
+
+def test_zero3_refuses_selective_checkpointing_with_peft(tiny_model_path):
+    need_peft()
+    from compat import explain
+
+    args = zero3_args(gradient_checkpointing=True, gradient_checkpointing_kwargs={"selective": True})
+    with pytest.raises(ValueError, match="ZeRO-3"):
+        explain(load(tiny_model_path), lora_config(), args)
+    assert "selective" in _ckpt_kwargs(explain(load(tiny_model_path), None, args))  # full fine-tuning: fine
 
 
 def test_zero_stage_2_and_no_peft_are_not_zero3_plans(tiny_model_path, tmp_path):
@@ -526,7 +586,7 @@ def test_zero_stage_2_and_no_peft_are_not_zero3_plans(tiny_model_path, tmp_path)
 
     model = load(tiny_model_path)
     stage2 = SimpleNamespace(gradient_checkpointing=True, deepspeed={"zero_optimization": {"stage": 2}})
-    planned = explain(model, lora(), stage2)
+    planned = explain(model, lora_config(), stage2)
     assert planned["get_peft_model"].params == {}
     assert _ckpt_kwargs(planned).get("use_reentrant") is False
     # Full fine-tuning under ZeRO-3: nothing about adapters; reentrant not forced (that is for PEFT).
@@ -540,7 +600,7 @@ def test_zero3_with_a_quantized_base_does_not_pass_autocast(tiny_model_path):
     need_cpu_kbit()
     from compat import explain
 
-    planned = explain(load_4bit(tiny_model_path), lora(), zero3_args(gradient_checkpointing=True))
+    planned = explain(load_4bit(tiny_model_path), lora_config(), zero3_args(gradient_checkpointing=True))
     assert planned["get_peft_model"].params == {}
     assert _ckpt_kwargs(planned)["use_reentrant"] is True
     assert "cast_trainable" in planned.names
@@ -553,17 +613,17 @@ def test_fsdp_gives_one_dtype_for_a_fresh_model(tiny_model_path, fsdp):
 
     args = SimpleNamespace(fsdp=fsdp, gradient_checkpointing=False)
     model = load(tiny_model_path)  # bf16 checkpoint
-    planned = explain(model, lora(), args)
+    planned = explain(model, lora_config(), args)
     # Either an explicit uniform_dtype step or adapters created in the base dtype (autocast_adapter_dtype=False).
     if "uniform_dtype" in planned.names:
         assert planned["uniform_dtype"].params == {"dtype": "bfloat16"}
     else:
         assert planned["get_peft_model"].params == {"autocast_adapter_dtype": False}, str(planned)
         assert "FSDP" in planned["get_peft_model"].reason
-    prepared = prepare_model(model, lora(), args)
+    prepared = prepare_model(model, lora_config(), args)
     assert {p.dtype for p in prepared.parameters()} == {torch.bfloat16}, "FSDP needs one dtype for all parameters"
     # Without FSDP the adapters are fp32 (peft's autocast) on a bf16 base: the FSDP setting is what changed that.
-    plain = prepare_model(load(tiny_model_path), lora())
+    plain = prepare_model(load(tiny_model_path), lora_config())
     assert {p.dtype for p in plain.parameters() if p.requires_grad} == {torch.float32}
 
 
@@ -574,7 +634,7 @@ def test_fsdp_plans_uniform_dtype_for_an_existing_adapter(tiny_model_path):
 
     from compat import explain, prepare_model
 
-    model = get_peft_model(load(tiny_model_path), lora())
+    model = get_peft_model(load(tiny_model_path), lora_config())
     assert {p.dtype for p in model.parameters() if p.requires_grad} == {torch.float32}
     args = SimpleNamespace(fsdp="full_shard auto_wrap")
     planned = explain(model, None, args)
@@ -584,7 +644,8 @@ def test_fsdp_plans_uniform_dtype_for_an_existing_adapter(tiny_model_path):
     prepared = prepare_model(model, None, args)
     assert {p.dtype for p in prepared.parameters()} == {torch.bfloat16}
     assert args.fsdp == "full_shard auto_wrap"
-    assert "uniform_dtype" not in explain(get_peft_model(load(tiny_model_path), lora()), None, SimpleNamespace()).names
+    plain = get_peft_model(load(tiny_model_path), lora_config())
+    assert "uniform_dtype" not in explain(plain, None, SimpleNamespace()).names
 
 
 def test_no_fsdp_no_uniform_dtype(tiny_model_path):
@@ -592,7 +653,7 @@ def test_no_fsdp_no_uniform_dtype(tiny_model_path):
     from compat import explain
 
     for args in (SimpleNamespace(fsdp=""), SimpleNamespace(fsdp=[]), SimpleNamespace()):
-        assert "uniform_dtype" not in explain(load(tiny_model_path), lora(), args).names
+        assert "uniform_dtype" not in explain(load(tiny_model_path), lora_config(), args).names
 
 
 # --- the table is fully checked -------------------------------------------------------------------------------------
@@ -601,14 +662,3 @@ def test_no_fsdp_no_uniform_dtype(tiny_model_path):
 def test_every_gate_has_a_per_env_check():
     missing = [g.name for g in versions.GATES if g.name not in CHECKED]
     assert not missing, f"gates without a check in tests/test_gates_per_env.py: {missing}"
-
-
-def test_this_env_side_of_every_gate_is_printed():
-    """`pytest -s -k side_of_every_gate` shows which side of each gate this env is on (and that each is decided)."""
-    lines = []
-    for g in versions.GATES:
-        side = g.side()
-        lines.append(f"{g.name:<31} {side or '-'}")
-        if side is None:
-            assert any(versions.installed(pkg) is None for pkg, _ in g.since)
-    print("\n".join(lines))

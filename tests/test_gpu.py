@@ -14,6 +14,7 @@ import time
 import pytest
 
 from compat import versions
+from compat.scenarios import build_tiny_model, lora_config, train_loop
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -33,27 +34,9 @@ def need_peft():
     pytest.importorskip("peft", reason="peft is not installed")
 
 
-def lora():
-    from peft import LoraConfig
-
-    return LoraConfig(target_modules=["q_proj", "v_proj"])
-
-
-def train(model, steps: int = 3, batch: int = 4, length: int = 64, vocab: int = 1000, lr: float = 1e-2):
-    """A few optimizer steps on random tokens; returns the losses."""
-    gen = torch.Generator().manual_seed(0)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, eps=1e-4)
-    model.train()
-    losses = []
-    for _ in range(steps):
-        ids = torch.randint(0, vocab, (batch, length), generator=gen).cuda()
-        loss = model(input_ids=ids, labels=ids).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(loss.item())
-    return losses
+def train(model, steps: int = 3, **kwargs):
+    # fp16 weights: Adam's default eps (1e-8) underflows to 0 in fp16
+    return train_loop(model, steps, eps=1e-4, **kwargs)
 
 
 # --- the seven scenarios ------------------------------------------------------------------------------------------
@@ -118,7 +101,7 @@ def test_qlora_compute_dtype(tiny_model_path, compute, gc):
     model = load_quantized(tiny_model_path, load_in_4bit=True, bnb_4bit_quant_type="nf4",
                            bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute)
     assert model.is_loaded_in_4bit
-    model = prepare_model(model, lora(), gradient_checkpointing=gc)
+    model = prepare_model(model, lora_config(), gradient_checkpointing=gc)
     trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
     assert sum(p.numel() for p in trainable.values()) == LORA_TRAINABLE
     assert {p.dtype for p in trainable.values()} == {torch.bfloat16}
@@ -136,7 +119,7 @@ def test_8bit_lora(tiny_model_path):
 
     model = load_quantized(tiny_model_path, load_in_8bit=True)
     assert model.is_loaded_in_8bit
-    model = prepare_model(model, lora(), gradient_checkpointing=True)
+    model = prepare_model(model, lora_config(), gradient_checkpointing=True)
     trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
     assert sum(p.numel() for p in trainable.values()) == LORA_TRAINABLE
     before = {n: p.detach().clone() for n, p in trainable.items()}
@@ -152,15 +135,7 @@ MID = dict(vocab_size=32_000, hidden_size=512, intermediate_size=1408, num_hidde
 
 @pytest.fixture(scope="module")
 def mid_model_path(tmp_path_factory):
-    import transformers
-
-    config_cls = getattr(transformers, "Qwen3Config", None) or transformers.Qwen2Config
-    params = MID if config_cls.__name__ == "Qwen3Config" else {k: v for k, v in MID.items() if k != "head_dim"}
-    torch.manual_seed(0)
-    model = transformers.AutoModelForCausalLM.from_config(config_cls(**params)).to(torch.bfloat16)
-    path = str(tmp_path_factory.mktemp("mid") / "qwen3-40m")
-    model.save_pretrained(path)
-    return path
+    return build_tiny_model(str(tmp_path_factory.mktemp("mid") / "qwen3-40m"), **MID)
 
 
 def _peak_qlora(path, recipe: str, gc: bool) -> tuple[float, float, set]:
@@ -179,17 +154,17 @@ def _peak_qlora(path, recipe: str, gc: bool) -> tuple[float, float, set]:
     model = load_quantized(path, load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                            bnb_4bit_compute_dtype="bfloat16")
     if recipe == "compat":
-        model = prepare_model(model, lora(), gradient_checkpointing=gc)
+        model = prepare_model(model, lora_config(), gradient_checkpointing=gc)
     else:  # what TRL < 0.25 and most tutorials did
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=gc, gradient_checkpointing_kwargs={"use_reentrant": False})
-        model = get_peft_model(model, lora())
+        model = get_peft_model(model, lora_config())
     dtypes = {str(p.dtype).removeprefix("torch.") for p in model.parameters() if p.requires_grad}
     with torch.autocast("cuda", dtype=torch.bfloat16):
-        train(model, steps=1, batch=4, length=256, vocab=MID["vocab_size"])  # warm-up
+        train(model, steps=1, batch=4, length=256)  # warm-up
         torch.cuda.synchronize()
         start = time.perf_counter()
-        train(model, steps=3, batch=4, length=256, vocab=MID["vocab_size"])
+        train(model, steps=3, batch=4, length=256)
         torch.cuda.synchronize()
     elapsed = (time.perf_counter() - start) / 3
     peak = (torch.cuda.max_memory_allocated() - base) / 2**20

@@ -1,4 +1,5 @@
-"""The seven scenarios of the design document through compat.prepare_model + transformers.Trainer, for real."""
+"""The seven scenarios of TRL PR #4577 through compat.prepare_model + transformers.Trainer, for real; what torch's
+checkpoint receives during Trainer.train(); adapters seeded from args.seed."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ def expected_total(scenario, qwen3_available) -> int:
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
-def test_scenario_trains_with_trainer(scenario, tiny_model_path, qwen3_available, tmp_path, layer_calls):
+def test_scenario_trains_with_trainer(scenario, tiny_model_path, qwen3_available, tmp_path, layer_calls,
+                                      checkpoint_calls):
     import torch
     from transformers import Trainer
 
@@ -78,6 +80,11 @@ def test_scenario_trains_with_trainer(scenario, tiny_model_path, qwen3_available
 
     # checkpointing really on: each layer ran again in the backward pass (twice per step instead of once)
     assert calls.count == calls.layers * 3 * (2 if scenario.gc else 1)
+    # ... and non-reentrant on every version, although transformers 4.x's Trainer.train() enables it again from args
+    # (which say nothing about use_reentrant, so its reentrant default would apply)
+    assert len(checkpoint_calls.calls) == (calls.layers * 3 if scenario.gc else 0)
+    if scenario.gc:
+        assert checkpoint_calls.use_reentrant() == {False}
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     assert len(losses) == 3 and all(math.isfinite(x) for x in losses)
     assert_trained(model, before)
@@ -115,3 +122,74 @@ def test_8bit_lora_trains(tiny_model_path, tmp_path):
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     assert all(math.isfinite(x) for x in losses)
     assert_trained(model, before)
+
+
+def test_release_gives_the_trainer_its_own_default_again(tiny_model_path, tmp_path, checkpoint_calls):
+    """compat.release_checkpointing_kwargs undoes the kept kwargs: Trainer.train() then gets transformers' default,
+    reentrant on 4.x (what every 4.x run did before), non-reentrant on 5.x."""
+    from transformers import Trainer
+
+    from compat import prepare_model, release_checkpointing_kwargs
+
+    scenario = SCENARIOS[4]  # LoRA+GC
+    args = training_args(scenario, str(tmp_path), steps=1, device="cpu")
+    model = prepare_model(load(scenario, tiny_model_path), lora_config(), args)
+    prepare_model(model, None, args)  # preparing again keeps one wrapper, not a chain
+    base = model.get_base_model()
+    kept = [name for name, value in vars(base).items() if type(value).__name__ == "KeptCheckpointingKwargs"]
+    assert len(kept) == 1
+    assert release_checkpointing_kwargs(model) is model
+    assert not [name for name, value in vars(base).items() if type(value).__name__ == "KeptCheckpointingKwargs"]
+    Trainer(model=model, args=args, train_dataset=dataset()).train()
+    assert checkpoint_calls.use_reentrant() == {not versions.is_new("non_reentrant_default")}
+
+
+def test_callers_own_kwargs_win_over_the_kept_ones(tiny_model_path, checkpoint_calls):
+    import torch
+
+    from compat import prepare_model
+    from compat.scenarios import train_loop
+
+    scenario = SCENARIOS[4]
+    model = prepare_model(load(scenario, tiny_model_path), lora_config(), gradient_checkpointing=True)
+    method = next(m for m in ("activation_checkpointing_enable", "gradient_checkpointing_enable") if hasattr(model, m))
+    getattr(model, method)(**{method.replace("_enable", "_kwargs"): {"use_reentrant": True}})
+    train_loop(model, steps=1)
+    assert checkpoint_calls.use_reentrant() == {True}
+    checkpoint_calls.calls.clear()
+    getattr(model, method)()  # no kwargs of its own: compat's come back
+    assert torch.isfinite(torch.tensor(train_loop(model, steps=1))).all()
+    assert checkpoint_calls.use_reentrant() == {False}
+
+
+def _adapter(model) -> dict:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" in n}
+
+
+def test_adapters_are_initialised_from_args_seed(tiny_model_path, tmp_path):
+    """As TRL seeds before get_peft_model: the same args.seed gives the same adapters whatever the global RNG holds,
+    another seed other adapters, and the caller's RNG state is exactly as it was."""
+    import random
+
+    import torch
+
+    from compat import prepare_model
+
+    scenario = SCENARIOS[3]  # LoRA
+    init = lora_config(init_lora_weights="gaussian")  # lora_A and lora_B both random, so both must match
+    made = {}
+    for label, seed, noise in (("a", 7, 1), ("b", 7, 2), ("c", 8, 1)):
+        torch.manual_seed(noise)  # a different global state before each
+        random.seed(noise)
+        args = training_args(scenario, str(tmp_path), steps=1, device="cpu", seed=seed)
+        state, py_state = torch.random.get_rng_state(), random.getstate()
+        made[label] = _adapter(prepare_model(load(scenario, tiny_model_path), init, args))
+        assert torch.equal(torch.random.get_rng_state(), state), "prepare_model changed the global torch RNG"
+        assert random.getstate() == py_state
+    assert made["a"] and all(torch.equal(made["a"][n], made["b"][n]) for n in made["a"])
+    assert not all(torch.equal(made["a"][n], made["c"][n]) for n in made["a"])
+    # Without args nothing is seeded: the adapters follow the global RNG, as with get_peft_model itself.
+    torch.manual_seed(7)
+    first = _adapter(prepare_model(load(scenario, tiny_model_path), init))
+    second = _adapter(prepare_model(load(scenario, tiny_model_path), init))
+    assert not all(torch.equal(first[n], second[n]) for n in first)

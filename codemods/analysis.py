@@ -16,6 +16,7 @@ Names read in a function but bound outside it (globals, closures) resolve to eve
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -30,6 +31,10 @@ _SCOPE_NODES = (
 )
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+_NEWLINE = re.compile(
+    r"\r\n|\r|\n"
+)  # what ends a line for the tokenizer (not \f, \v... as in str.splitlines)
+_CONTEXTS = (ast.Load, ast.Store, ast.Del)  # shared singletons: no parent of their own
 
 
 def dotted_name(node: ast.AST | None) -> str | None:
@@ -126,7 +131,8 @@ class FileAnalysis:
     def __init__(self, source: str, tree: ast.Module) -> None:
         self.source = source
         self.tree = tree
-        self.lines = source.splitlines(keepends=True)
+        self._line_starts: list[int] | None = None
+        self.has_walrus = ":=" in source
         # indexes (source order)
         self.calls: list[ast.Call] = []
         self.calls_by_attr: dict[str, list[ast.Call]] = {}  # `x.NAME(...)`
@@ -154,41 +160,55 @@ class FileAnalysis:
             self.keywords,
         )
         attributes, names, strings = self.attributes, self.names, self.strings
+        AST, Name, Call, Attribute, keyword, Constant = (
+            ast.AST,
+            ast.Name,
+            ast.Call,
+            ast.Attribute,
+            ast.keyword,
+            ast.Constant,
+        )
         stack: list[ast.AST] = [self.tree]
         self.tree._parent = None  # type: ignore[attr-defined]
         while stack:
             node = stack.pop()
             kind = type(node)
-            if kind is ast.Name:
+            if kind is Name:
                 names.setdefault(node.id, []).append(node)
                 continue
-            if kind is ast.Call:
-                calls.append(node)
-                func = node.func
-                if type(func) is ast.Attribute:
-                    by_attr.setdefault(func.attr, []).append(node)
-                elif type(func) is ast.Name:
-                    by_name.setdefault(func.id, []).append(node)
-            elif kind is ast.keyword:
-                if node.arg is not None:
-                    keywords.setdefault(node.arg, []).append(node)
-            elif kind is ast.Attribute:
-                attributes.setdefault(node.attr, []).append(node)
-            elif kind is ast.Constant:
+            if kind is Constant:
                 if type(node.value) is str and len(node.value) < 80:
                     strings.setdefault(node.value, []).append(node)
                 continue
+            if kind is Call:
+                calls.append(node)
+                func = node.func
+                if type(func) is Attribute:
+                    by_attr.setdefault(func.attr, []).append(node)
+                elif type(func) is Name:
+                    by_name.setdefault(func.id, []).append(node)
+            elif kind is keyword:
+                if node.arg is not None:
+                    keywords.setdefault(node.arg, []).append(node)
+            elif kind is Attribute:
+                attributes.setdefault(node.attr, []).append(node)
             elif kind is ast.FunctionDef or kind is ast.AsyncFunctionDef:
                 self.functions.setdefault(node.name, []).append(node)
             elif kind is ast.ClassDef:
                 self.classes.append(node)
             elif kind is ast.Import or kind is ast.ImportFrom:
                 self.imports.append(node)
-            for child in ast.iter_child_nodes(node):
-                child._parent = node  # type: ignore[attr-defined]
-                stack.append(child)
-        for table in (calls,):
-            table.sort(key=_position)
+            for name in node._fields:  # ast.iter_child_nodes, inlined: this loop runs for every node of the file
+                value = getattr(node, name, None)
+                if type(value) is list:
+                    for item in value:
+                        if isinstance(item, AST) and not isinstance(item, _CONTEXTS):
+                            item._parent = node  # type: ignore[attr-defined]
+                            stack.append(item)
+                elif isinstance(value, AST) and not isinstance(value, _CONTEXTS):
+                    value._parent = node  # type: ignore[attr-defined]
+                    stack.append(value)
+        calls.sort(key=_position)
         for table in (
             by_attr,
             by_name,
@@ -249,10 +269,31 @@ class FileAnalysis:
         parent = getattr(kw, "_parent", None)
         return parent if isinstance(parent, ast.Call) else None
 
+    def segment(self, node: ast.AST) -> str:
+        """The exact source text of a node (ast.get_source_segment without re-splitting the file each time)."""
+        start = self._offset(node.lineno, node.col_offset)  # type: ignore[attr-defined]
+        end = self._offset(node.end_lineno, node.end_col_offset)  # type: ignore[attr-defined]
+        return self.source[start:end]
+
     def text(self, node: ast.AST) -> str:
         """The source text of a node (one normalised line)."""
-        segment = ast.get_source_segment(self.source, node) or ""
-        return " ".join(segment.split())
+        return " ".join(self.segment(node).split())
+
+    def _offset(self, lineno: int, byte_col: int) -> int:
+        if self._line_starts is None:
+            self._line_starts = [0] + [m.end() for m in _NEWLINE.finditer(self.source)]
+        start = self._line_starts[lineno - 1]
+        end = (
+            self._line_starts[lineno]
+            if lineno < len(self._line_starts)
+            else len(self.source)
+        )
+        line = self.source[start:end]
+        if line.isascii():
+            return start + byte_col
+        return start + len(
+            line.encode("utf-8")[:byte_col].decode("utf-8", errors="replace")
+        )
 
     # ------------------------------------------------------------------------------------------ scopes
     def scope_of(self, node: ast.AST) -> Scope:
@@ -652,7 +693,7 @@ class _Collector:
     def _expression(self, expr: ast.AST | None) -> None:
         """Walrus targets inside an expression bind in this scope (not in nested lambdas/comprehensions: there they
         bind in the enclosing function, which is this scope when comprehensions are nested directly)."""
-        if expr is None:
+        if expr is None or not self.analysis.has_walrus:
             return
         stack = [expr]
         while stack:
@@ -968,7 +1009,8 @@ class _Flow:
                 continue
             if kind in _COMPREHENSIONS:
                 stack.append(node.generators[0].iter)
-                self._comprehension_walrus(node, env)
+                if self.a.has_walrus:
+                    self._comprehension_walrus(node, env)
                 self._record_point(node, env)
                 continue
             if kind is ast.IfExp:

@@ -187,7 +187,7 @@ class FunctionRule(Rule):
     def fitted(self, ctx: FileContext, call: ast.Call, fn: CstFn) -> CstFn:
         """`fn`, then one argument per line if the rewrite pushed a one-line call past the line length."""
         line = ctx.text.line(call.lineno)
-        old_code = ast.get_source_segment(ctx.source, call) or ""
+        old_code = ctx.analysis.segment(call)
         indent = ctx.text.indent_unit
 
         def wrapped(node):

@@ -31,9 +31,7 @@ _SCOPE_NODES = (
 )
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
-_NEWLINE = re.compile(
-    r"\r\n|\r|\n"
-)  # what ends a line for the tokenizer (not \f, \v... as in str.splitlines)
+_NEWLINE = re.compile(r"\r\n|\r|\n")  # what ends a line for the tokenizer (not \f, \v... as in str.splitlines)
 _CONTEXTS = (ast.Load, ast.Store, ast.Del)  # shared singletons: no parent of their own
 
 
@@ -73,9 +71,7 @@ class Binding:
     value: ast.AST | None = None
     path: tuple[int, ...] = ()
     qname: str | None = None
-    statement: ast.AST | None = (
-        None  # the statement that binds (an Assign, an ImportFrom, ...)
-    )
+    statement: ast.AST | None = None  # the statement that binds (an Assign, an ImportFrom, ...)
 
     @property
     def line(self) -> int:
@@ -90,9 +86,7 @@ class Scope:
     locals: set[str] = field(default_factory=set)
     global_names: set[str] = field(default_factory=set)
     nonlocal_names: set[str] = field(default_factory=set)
-    bindings: dict[str, list[Binding]] = field(
-        default_factory=dict
-    )  # every binding, in source order
+    bindings: dict[str, list[Binding]] = field(default_factory=dict)  # every binding, in source order
     star_imports: list[str] = field(default_factory=list)
 
     def add(self, binding: Binding) -> None:
@@ -107,9 +101,7 @@ class Scope:
         return scope
 
 
-_BOTTOM = (
-    None  # an unreachable point: `return`, `raise`, `break`, `continue` just happened
-)
+_BOTTOM = None  # an unreachable point: `return`, `raise`, `break`, `continue` just happened
 
 
 def _join(*envs: dict | None) -> dict | None:
@@ -140,9 +132,7 @@ class FileAnalysis:
         self.keywords: dict[str, list[ast.keyword]] = {}  # `f(NAME=...)`
         self.attributes: dict[str, list[ast.Attribute]] = {}  # `x.NAME` (any context)
         self.names: dict[str, list[ast.Name]] = {}  # every Name node by identifier
-        self.strings: dict[
-            str, list[ast.Constant]
-        ] = {}  # string constants by value (dict keys, subscripts...)
+        self.strings: dict[str, list[ast.Constant]] = {}  # string constants by value (dict keys, subscripts...)
         self.functions: dict[str, list[ast.FunctionDef | ast.AsyncFunctionDef]] = {}
         self.classes: list[ast.ClassDef] = []
         self.imports: list[ast.Import | ast.ImportFrom] = []
@@ -254,9 +244,7 @@ class FileAnalysis:
                 return anc
         return None
 
-    def enclosing_function(
-        self, node: ast.AST
-    ) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    def enclosing_function(self, node: ast.AST) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
         for anc in self.ancestors(node):
             if isinstance(anc, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 return anc
@@ -283,17 +271,11 @@ class FileAnalysis:
         if self._line_starts is None:
             self._line_starts = [0] + [m.end() for m in _NEWLINE.finditer(self.source)]
         start = self._line_starts[lineno - 1]
-        end = (
-            self._line_starts[lineno]
-            if lineno < len(self._line_starts)
-            else len(self.source)
-        )
+        end = self._line_starts[lineno] if lineno < len(self._line_starts) else len(self.source)
         line = self.source[start:end]
         if line.isascii():
             return start + byte_col
-        return start + len(
-            line.encode("utf-8")[:byte_col].decode("utf-8", errors="replace")
-        )
+        return start + len(line.encode("utf-8")[:byte_col].decode("utf-8", errors="replace"))
 
     # ------------------------------------------------------------------------------------------ scopes
     def scope_of(self, node: ast.AST) -> Scope:
@@ -306,9 +288,7 @@ class FileAnalysis:
                 if isinstance(child, ast.arguments):
                     if isinstance(node, ast.arg):
                         return self._scope(current)
-                elif child in getattr(
-                    current, "decorator_list", ()
-                ) or child is getattr(current, "returns", None):
+                elif child in getattr(current, "decorator_list", ()) or child is getattr(current, "returns", None):
                     pass
                 else:
                     return self._scope(current)
@@ -336,9 +316,7 @@ class FileAnalysis:
             kind = "module"
         else:
             parent = self.scope_of(node)
-            kind = {ast.ClassDef: "class", ast.Lambda: "lambda"}.get(
-                type(node), "function"
-            )
+            kind = {ast.ClassDef: "class", ast.Lambda: "lambda"}.get(type(node), "function")
             if isinstance(node, _COMPREHENSIONS):
                 kind = "comprehension"
         scope = Scope(kind, node, parent)
@@ -356,9 +334,7 @@ class FileAnalysis:
         scope = self.scope_of(name)
         return self.resolve(name.id, scope, name)
 
-    def resolve(
-        self, identifier: str, scope: Scope, at: ast.AST | None = None
-    ) -> tuple[Binding, ...]:
+    def resolve(self, identifier: str, scope: Scope, at: ast.AST | None = None) -> tuple[Binding, ...]:
         """Bindings of `identifier` as seen from `scope` (flow-sensitively at the load `at` when it is local)."""
         if identifier in scope.global_names:
             return tuple(self.module_scope().bindings.get(identifier, ()))
@@ -375,11 +351,7 @@ class FileAnalysis:
                 return ()  # read before any assignment on every path
             # a class body that reads a name before binding it reads the enclosing scope
         parent = scope.parent
-        if (
-            scope.kind in ("class", "comprehension")
-            and parent is not None
-            and at is not None
-        ):
+        if scope.kind in ("class", "comprehension") and parent is not None and at is not None:
             # these bodies run where they stand: what the enclosing scope holds at that point
             if (
                 parent.kind in ("module", "function", "lambda")
@@ -410,11 +382,7 @@ class FileAnalysis:
     def binding_for(self, node: ast.AST) -> Binding | None:
         """The binding that `node` creates (an ast.alias of an import, a Name target, an ast.arg, a def/class)."""
         stmt = node if isinstance(node, ast.stmt) else self.statement_of(node)
-        scopes = (
-            [self.scope_of(node if isinstance(node, ast.arg) else stmt)]
-            if stmt is not None
-            else []
-        )
+        scopes = [self.scope_of(node if isinstance(node, ast.arg) else stmt)] if stmt is not None else []
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             scopes = [self.scope_of(node)]
         scopes.append(self.module_scope())
@@ -514,18 +482,14 @@ class _Collector:
                 body.extend(gen.ifs)
                 if gen is not node.generators[0]:
                     body.append(gen.iter)
-            body.extend(
-                [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
-            )
+            body.extend([node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt])
             for expr in body:
                 self._expression(expr)
             return
         else:
             body = node.body
         for stmt in body:
-            self._statement(stmt) if isinstance(stmt, ast.stmt) else self._expression(
-                stmt
-            )
+            self._statement(stmt) if isinstance(stmt, ast.stmt) else self._expression(stmt)
 
     def _bind(self, name: str, kind: str, node: ast.AST, **kw) -> None:
         scope = self.scope
@@ -546,9 +510,7 @@ class _Collector:
         path=(),
     ) -> None:
         if isinstance(target, ast.Name):
-            self._bind(
-                target.id, kind, target, value=value, path=path, statement=statement
-            )
+            self._bind(target.id, kind, target, value=value, path=path, statement=statement)
         elif isinstance(target, (ast.Tuple, ast.List)):
             for i, el in enumerate(target.elts):
                 self._targets(el, kind, value, statement, (*path, i))
@@ -586,9 +548,7 @@ class _Collector:
         if kind is ast.Import:
             for alias in stmt.names:
                 if alias.asname:
-                    self._bind(
-                        alias.asname, "import", alias, qname=alias.name, statement=stmt
-                    )
+                    self._bind(alias.asname, "import", alias, qname=alias.name, statement=stmt)
                 else:
                     head = alias.name.split(".", 1)[0]
                     self._bind(head, "import", alias, qname=head, statement=stmt)
@@ -655,11 +615,7 @@ class _Collector:
         elif kind.__name__ == "Match":
             for case in stmt.cases:
                 for node in ast.walk(case.pattern):
-                    name = (
-                        getattr(node, "name", None)
-                        if not isinstance(node, ast.MatchClass)
-                        else None
-                    )
+                    name = getattr(node, "name", None) if not isinstance(node, ast.MatchClass) else None
                     if isinstance(name, str):
                         self._bind(name, "match", node, statement=stmt)
                     rest = getattr(node, "rest", None)
@@ -708,9 +664,7 @@ class _Collector:
             if isinstance(node, _COMPREHENSIONS):
                 # walrus in a comprehension binds in the enclosing (this) scope
                 for sub in ast.walk(node):
-                    if isinstance(sub, ast.NamedExpr) and isinstance(
-                        sub.target, ast.Name
-                    ):
+                    if isinstance(sub, ast.NamedExpr) and isinstance(sub.target, ast.Name):
                         self._bind_in(self.scope, sub.target.id, sub)
                 stack.append(node.generators[0].iter)
                 continue
@@ -720,11 +674,7 @@ class _Collector:
         if any(b.node is node for b in scope.bindings.get(name, ())):
             return
         scope.locals.add(name)
-        scope.add(
-            Binding(
-                name, "walrus", node.target, scope, value=node.value, statement=node
-            )
-        )
+        scope.add(Binding(name, "walrus", node.target, scope, value=node.value, statement=node))
 
 
 # ---------------------------------------------------------------------------------------------- flow
@@ -762,19 +712,13 @@ class _Flow:
                 return None
             env = self.stmt(stmt, env)
             if self.try_states and env is not None:
-                self.try_states[-1].append(
-                    dict(env)
-                )  # a copy: later statements update env in place
+                self.try_states[-1].append(dict(env))  # a copy: later statements update env in place
         return env
 
     def bind(self, target: ast.AST, env: dict) -> None:
         if isinstance(target, ast.Name):
             b = self.by_node.get(id(target))
-            if (
-                b is not None
-                and target.id in self.scope.locals
-                and target.id not in self.scope.global_names
-            ):
+            if b is not None and target.id in self.scope.locals and target.id not in self.scope.global_names:
                 env[target.id] = frozenset((b,))
         elif isinstance(target, (ast.Tuple, ast.List)):
             for el in target.elts:
@@ -860,9 +804,7 @@ class _Flow:
             return None
         if kind is ast.If:
             self.expr(stmt.test, env)
-            return _join(
-                self.block(stmt.body, dict(env)), self.block(stmt.orelse, dict(env))
-            )
+            return _join(self.block(stmt.body, dict(env)), self.block(stmt.orelse, dict(env)))
         if kind in (ast.For, ast.AsyncFor):
             self.expr(stmt.iter, env)
             return self._loop(stmt, env, stmt.target)
@@ -881,9 +823,7 @@ class _Flow:
             for alias in stmt.names:
                 if alias.name == "*":
                     continue
-                local = alias.asname or (
-                    alias.name.split(".", 1)[0] if kind is ast.Import else alias.name
-                )
+                local = alias.asname or (alias.name.split(".", 1)[0] if kind is ast.Import else alias.name)
                 self.bind_node(alias, local, env)
             return env
         if kind is ast.Delete:
@@ -899,11 +839,7 @@ class _Flow:
             for case in stmt.cases:
                 case_env = dict(env)
                 for node in ast.walk(case.pattern):
-                    name = (
-                        getattr(node, "name", None)
-                        if not isinstance(node, ast.MatchClass)
-                        else None
-                    )
+                    name = getattr(node, "name", None) if not isinstance(node, ast.MatchClass) else None
                     if isinstance(name, str):
                         self.bind_node(node, name, case_env)
                     if isinstance(node, ast.MatchValue):
@@ -964,11 +900,7 @@ class _Flow:
             if h.name:
                 self.bind_node(h, h.name, h_env)
             outs.append(self.block(h.body, h_env))
-        else_out = (
-            self.block(stmt.orelse, body_out)
-            if (stmt.orelse and body_out is not None)
-            else body_out
-        )
+        else_out = self.block(stmt.orelse, body_out) if (stmt.orelse and body_out is not None) else body_out
         result = _join(else_out, *outs)
         if stmt.finalbody:
             # over-approximation: the finally block sees every state of the try, and what follows sees its output
@@ -1003,9 +935,7 @@ class _Flow:
                 continue
             if kind is ast.Lambda:
                 args = node.args
-                stack.extend(
-                    d for d in [*args.defaults, *args.kw_defaults] if d is not None
-                )
+                stack.extend(d for d in [*args.defaults, *args.kw_defaults] if d is not None)
                 continue
             if kind in _COMPREHENSIONS:
                 stack.append(node.generators[0].iter)
@@ -1029,6 +959,4 @@ class _Flow:
             if isinstance(sub, ast.NamedExpr) and isinstance(sub.target, ast.Name):
                 b = self.by_node.get(id(sub.target))
                 if b is not None:
-                    env[sub.target.id] = env.get(
-                        sub.target.id, frozenset()
-                    ) | frozenset((b,))
+                    env[sub.target.id] = env.get(sub.target.id, frozenset()) | frozenset((b,))

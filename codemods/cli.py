@@ -45,9 +45,7 @@ EXIT_OK, EXIT_CHANGES, EXIT_ERROR, EXIT_REVIEW = 0, 1, 2, 3
 @dataclass
 class Decoded:
     text: str
-    encoding: (
-        str  # codec name; "utf-8-sig" when the file had a BOM (re-encoding restores it)
-    )
+    encoding: str  # codec name; "utf-8-sig" when the file had a BOM (re-encoding restores it)
 
 
 def decode(data: bytes) -> Decoded:
@@ -81,9 +79,7 @@ def atomic_write(path: Path, data: bytes, expected_mtime_ns: int | None = None) 
     st = os.stat(real)
     if expected_mtime_ns is not None and st.st_mtime_ns != expected_mtime_ns:
         raise OSError(f"{path} was modified during the run; not written")
-    fd, tmp = tempfile.mkstemp(
-        dir=real.parent, prefix=f".{real.name}.", suffix=".compat-tmp"
-    )
+    fd, tmp = tempfile.mkstemp(dir=real.parent, prefix=f".{real.name}.", suffix=".compat-tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -147,9 +143,7 @@ def process_source(
     try:
         new_data = result.source.encode(decoded.encoding)
     except UnicodeEncodeError as exc:
-        return FileResult(
-            name, "failed", error=f"cannot re-encode as {decoded.encoding}: {exc}"
-        ), data
+        return FileResult(name, "failed", error=f"cannot re-encode as {decoded.encoding}: {exc}"), data
     return FileResult(name, "changed", result.counts(), findings=findings), new_data
 
 
@@ -165,19 +159,13 @@ def process_file(
         st = os.stat(path)
         data = path.read_bytes()
     except OSError as exc:
-        return FileResult(
-            display, "failed", error=f"cannot read: {exc.strerror or exc}"
-        )
-    result, new_data = process_source(
-        data, settings, display, notebook=path.suffix == NB_SUFFIX, project=project
-    )
+        return FileResult(display, "failed", error=f"cannot read: {exc.strerror or exc}")
+    result, new_data = process_source(data, settings, display, notebook=path.suffix == NB_SUFFIX, project=project)
     if result.status != "changed":
         return result
     if mode == MODE_DIFF:
         encoding = decode(data).encoding
-        result.diff = _unified_diff(
-            data.decode(encoding), new_data.decode(encoding), display
-        )
+        result.diff = _unified_diff(data.decode(encoding), new_data.decode(encoding), display)
     elif mode == MODE_WRITE:
         try:
             atomic_write(path, new_data, st.st_mtime_ns)
@@ -186,9 +174,7 @@ def process_file(
     return result
 
 
-_PROJECT: list[Project | None] = [
-    None
-]  # this worker process's view of the project (set by _init_worker)
+_PROJECT: list[Project | None] = [None]  # this worker process's view of the project (set by _init_worker)
 
 
 def _init_worker(roots: tuple[str, ...]) -> None:
@@ -206,9 +192,7 @@ def _worker(job: tuple[str, str, Settings, str]) -> FileResult:
     try:
         return process_file(path, settings, mode, display, _PROJECT[0])
     except Exception as exc:  # never let one file stop the run
-        return FileResult(
-            display, "failed", error=f"internal error: {type(exc).__name__}: {exc}"
-        )
+        return FileResult(display, "failed", error=f"internal error: {type(exc).__name__}: {exc}")
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -232,9 +216,7 @@ def _parser() -> argparse.ArgumentParser:
         help="files or directories (recursive); '-' reads stdin, writes stdout",
     )
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--diff", action="store_true", help="print a unified diff, write nothing"
-    )
+    mode.add_argument("--diff", action="store_true", help="print a unified diff, write nothing")
     mode.add_argument(
         "--check",
         action="store_true",
@@ -321,9 +303,7 @@ class _Progress:
             self.last = now
             width = 30
             filled = int(width * self.done / max(self.total, 1))
-            sys.stderr.write(
-                f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}"
-            )
+            sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}")
             sys.stderr.flush()
 
     def close(self) -> None:
@@ -357,9 +337,7 @@ def _site_lines(result: FileResult) -> list[str]:
     out = []
     for f in result.review:
         note = " (TODO comment added)" if f["kind"] == "todo" else ""
-        out.append(
-            f"{result.path}:{f['line']}:{f['col']}: {f['rule']} {f['message']}{note}"
-        )
+        out.append(f"{result.path}:{f['line']}:{f['col']}: {f['rule']} {f['message']}{note}")
     return out
 
 
@@ -376,9 +354,7 @@ def run_stdin(settings: Settings, mode: str, quiet: bool) -> int:
         sys.stdout.buffer.write(new_data)
     elif mode == MODE_DIFF and changed:
         enc = decode(data).encoding
-        sys.stdout.write(
-            _unified_diff(data.decode(enc), new_data.decode(enc), "<stdin>")
-        )
+        sys.stdout.write(_unified_diff(data.decode(enc), new_data.decode(enc), "<stdin>"))
     for line in _site_lines(result):
         print(line, file=sys.stderr)
     if not quiet:
@@ -421,9 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     selected = [r for r in RULES if (not select or r.id in select) and r.id not in skip]
     stdin_only = args.paths == ["-"]
     start = Path.cwd() if stdin_only or not args.paths else Path(args.paths[0])
-    targets, sources = resolve_targets(
-        explicit, start if start.exists() else Path.cwd(), selected
-    )
+    targets, sources = resolve_targets(explicit, start if start.exists() else Path.cwd(), selected)
     settings = Settings(
         targets=targets,
         add_todos=args.add_todos,
@@ -439,8 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("'-' (stdin) cannot be combined with other paths")
 
     target_line = ", ".join(
-        f"{p}={targets[p]} ({sources[p]})" if p in targets else f"{p}: {sources[p]}"
-        for p in sorted(sources)
+        f"{p}={targets[p]} ({sources[p]})" if p in targets else f"{p}: {sources[p]}" for p in sorted(sources)
     )
     rules = active_rules(settings)
     off = [r.id for r in selected if r not in rules]
@@ -459,9 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for e in errors:
         print(f"compat.codemod: {e}", file=sys.stderr)
     roots = tuple(str(Path(p).resolve()) for p in args.paths if Path(p).exists())
-    results = run_files(
-        files, settings, mode, args.jobs, rules, quiet=args.quiet, roots=roots
-    )
+    results = run_files(files, settings, mode, args.jobs, rules, quiet=args.quiet, roots=roots)
     elapsed = time.perf_counter() - t0
 
     summary = summarize(results)
@@ -469,25 +440,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.report:
         report = {
             "mode": mode,
-            "targets": {
-                p: {"version": targets.get(p), "source": sources[p]}
-                for p in sorted(sources)
-            },
+            "targets": {p: {"version": targets.get(p), "source": sources[p]} for p in sorted(sources)},
             "rules": [r.id for r in rules],
             "summary": summary,
             "files": [
-                {
-                    k: v
-                    for k, v in vars(r).items()
-                    if k != "diff" and (v or k in ("path", "status"))
-                }
-                for r in results
+                {k: v for k, v in vars(r).items() if k != "diff" and (v or k in ("path", "status"))} for r in results
             ],
             "seconds": round(elapsed, 3),
         }
-        Path(args.report).write_text(
-            json.dumps(report, indent=2) + "\n", encoding="utf-8"
-        )
+        Path(args.report).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     if errors or summary["failed"]:
         return EXIT_ERROR
     if mode != MODE_WRITE and summary["changed"]:
@@ -507,9 +468,7 @@ def run_files(
     """Pre-filter on bytes in this process, then transform the candidates (in a pool when jobs > 1). `roots`: the
     paths the user gave, whose other files may define the classes a file imports."""
     triggers = _trigger_bytes(rules)
-    progress = _Progress(
-        len(files), enabled=not quiet and sys.stderr.isatty() and len(files) >= 50
-    )
+    progress = _Progress(len(files), enabled=not quiet and sys.stderr.isatty() and len(files) >= 50)
     results: dict[int, FileResult] = {}
     candidates: list[int] = []
     for i, path in enumerate(files):
@@ -522,9 +481,7 @@ def run_files(
             try:
                 data = path.read_bytes()
             except OSError as exc:
-                results[i] = FileResult(
-                    display, "failed", error=f"cannot read: {exc.strerror or exc}"
-                )
+                results[i] = FileResult(display, "failed", error=f"cannot read: {exc.strerror or exc}")
                 progress.step()
                 continue
             if not any(t in data for t in triggers):
@@ -533,20 +490,14 @@ def run_files(
                 continue
         candidates.append(i)
     if jobs is None:
-        jobs = (
-            len(os.sched_getaffinity(0))
-            if hasattr(os, "sched_getaffinity")
-            else (os.cpu_count() or 1)
-        )
+        jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     work = [(str(files[i]), _display(files[i]), settings, mode) for i in candidates]
     if jobs > 1 and len(work) > 1:
         import multiprocessing
 
         methods = multiprocessing.get_all_start_methods()
         ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
-        with ctx.Pool(
-            min(jobs, len(work)), initializer=_init_worker, initargs=(roots,)
-        ) as pool:
+        with ctx.Pool(min(jobs, len(work)), initializer=_init_worker, initargs=(roots,)) as pool:
             chunk = max(1, min(16, len(work) // (jobs * 4)))
             for i, res in zip(candidates, pool.imap(_worker, work, chunksize=chunk)):
                 results[i] = res
@@ -567,9 +518,7 @@ def run_files(
     return [results[i] for i in range(len(files))]
 
 
-def _emit(
-    result: FileResult, mode: str, quiet: bool, progress: _Progress | None = None
-) -> None:
+def _emit(result: FileResult, mode: str, quiet: bool, progress: _Progress | None = None) -> None:
     sites = _site_lines(result)
     if progress is not None and (result.diff or result.status == "changed" or sites):
         progress.close()  # clear the bar before printing a line
@@ -598,9 +547,7 @@ def summarize(results: Sequence[FileResult]) -> dict:
         summary[r.status] += 1
         review += len(r.review)
         for rule, counts in r.counts.items():
-            entry = per_rule.setdefault(
-                rule, {"rewrites": 0, "todos": 0, "diagnostics": 0, "files": 0}
-            )
+            entry = per_rule.setdefault(rule, {"rewrites": 0, "todos": 0, "diagnostics": 0, "files": 0})
             for key in ("rewrites", "todos", "diagnostics"):
                 entry[key] += counts[key]
             entry["files"] += 1
@@ -609,9 +556,7 @@ def summarize(results: Sequence[FileResult]) -> dict:
     return summary
 
 
-def _print_summary(
-    summary: dict, results: Sequence[FileResult], mode: str, elapsed: float, quiet: bool
-) -> None:
+def _print_summary(summary: dict, results: Sequence[FileResult], mode: str, elapsed: float, quiet: bool) -> None:
     err = sys.stderr
     changed = {
         MODE_WRITE: "changed",

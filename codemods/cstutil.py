@@ -6,9 +6,7 @@ from collections.abc import Sequence
 
 import libcst as cst
 
-MAX_LINE = (
-    120  # a one-line call pushed past this by a rewrite is split, one argument per line
-)
+MAX_LINE = 120  # a one-line call pushed past this by a rewrite is split, one argument per line
 _EMPTY = cst.Module(body=[])
 NO_SPACE = cst.AssignEqual(
     whitespace_before=cst.SimpleWhitespace(""),
@@ -66,14 +64,10 @@ def with_commas(
         (a.comma for a in original[:-1] if isinstance(a.comma, cst.Comma)),
         default_comma,
     )
-    if isinstance(sample, cst.Comma) and isinstance(
-        sample.whitespace_after, cst.ParenthesizedWhitespace
-    ):
+    if isinstance(sample, cst.Comma) and isinstance(sample.whitespace_after, cst.ParenthesizedWhitespace):
         # the layout of a multi-line call, without the comment that belongs to its first argument
         sample = sample.with_changes(
-            whitespace_after=sample.whitespace_after.with_changes(
-                first_line=cst.TrailingWhitespace(), empty_lines=[]
-            )
+            whitespace_after=sample.whitespace_after.with_changes(first_line=cst.TrailingWhitespace(), empty_lines=[])
         )
     out = []
     carry: Sequence[cst.EmptyLine] = ()
@@ -82,22 +76,14 @@ def with_commas(
         if last:
             comma = original[-1].comma if trailing else cst.MaybeSentinel.DEFAULT
         else:
-            comma = (
-                arg.comma
-                if isinstance(arg.comma, cst.Comma) and arg is not original[-1]
-                else sample
-            )
+            comma = arg.comma if isinstance(arg.comma, cst.Comma) and arg is not original[-1] else sample
         ws = comma.whitespace_after if isinstance(comma, cst.Comma) else None
         if isinstance(ws, cst.ParenthesizedWhitespace):
             if i not in inserted and i + 1 in inserted and ws.empty_lines:
                 carry = ws.empty_lines
-                comma = comma.with_changes(
-                    whitespace_after=ws.with_changes(empty_lines=[])
-                )
+                comma = comma.with_changes(whitespace_after=ws.with_changes(empty_lines=[]))
             elif carry and i in inserted and (i + 1 not in inserted):
-                comma = comma.with_changes(
-                    whitespace_after=ws.with_changes(empty_lines=carry)
-                )
+                comma = comma.with_changes(whitespace_after=ws.with_changes(empty_lines=carry))
                 carry = ()
         out.append(arg.with_changes(comma=comma))
     return out
@@ -114,13 +100,8 @@ def one_per_line(new: cst.Call, indent: str) -> cst.Call:
             last_line=cst.SimpleWhitespace(last_line),
         )
 
-    args = [
-        a.with_changes(comma=cst.Comma(whitespace_after=newline(indent)))
-        for a in new.args[:-1]
-    ]
-    args.append(
-        new.args[-1].with_changes(comma=cst.Comma(whitespace_after=newline("")))
-    )
+    args = [a.with_changes(comma=cst.Comma(whitespace_after=newline(indent))) for a in new.args[:-1]]
+    args.append(new.args[-1].with_changes(comma=cst.Comma(whitespace_after=newline(""))))
     return new.with_changes(whitespace_before_args=newline(indent), args=args)
 
 

@@ -35,9 +35,7 @@ def _git_files(directory: Path) -> list[Path] | None:
         return None
     names = [n for n in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if n]
     if not names:
-        ignored = subprocess.run(
-            ["git", "check-ignore", "-q", "."], cwd=directory, capture_output=True
-        )
+        ignored = subprocess.run(["git", "check-ignore", "-q", "."], cwd=directory, capture_output=True)
         if ignored.returncode == 0:
             return None
     return [directory / n for n in names]
@@ -61,16 +59,12 @@ def _excluded(path: Path, excludes: Sequence[str]) -> bool:
     except ValueError:
         rel = path.as_posix()
     parts = rel.split("/")
-    candidates = [rel, path.as_posix(), path.name] + [
-        "/".join(parts[: i + 1]) for i in range(len(parts) - 1)
-    ]
+    candidates = [rel, path.as_posix(), path.name] + ["/".join(parts[: i + 1]) for i in range(len(parts) - 1)]
     candidates += parts[:-1]
     return any(fnmatch.fnmatch(c, pattern) for pattern in excludes for c in candidates)
 
 
-def discover(
-    paths: Sequence[str], excludes: Sequence[str] = ()
-) -> tuple[list[Path], list[str]]:
+def discover(paths: Sequence[str], excludes: Sequence[str] = ()) -> tuple[list[Path], list[str]]:
     """Python and notebook files under `paths`; returns (files, errors for paths that do not exist)."""
     files: list[Path] = []
     errors: list[str] = []

@@ -40,9 +40,7 @@ __all__ = [
     "render",
 ]
 
-CstFn = Callable[
-    [cst.CSTNode], "cst.CSTNode | cst.RemovalSentinel | cst.FlattenSentinel"
-]
+CstFn = Callable[[cst.CSTNode], "cst.CSTNode | cst.RemovalSentinel | cst.FlattenSentinel"]
 
 _CST_TYPES: dict[type, tuple[type, ...]] = {
     ast.Call: (cst.Call,),
@@ -101,9 +99,7 @@ class NodeEdit:
     fn: CstFn
     message: str
     exclusive: bool = False
-    drops: tuple[
-        ast.AST, ...
-    ] = ()  # ast nodes this edit removes from the code (for unused-import detection)
+    drops: tuple[ast.AST, ...] = ()  # ast nodes this edit removes from the code (for unused-import detection)
     cst_type: type | None = None
     collapse: bool = False  # an import edit that may make a try/except or if/else fallback's branches identical
     seq: int = 0
@@ -123,9 +119,7 @@ class Insert:
     statement: ast.stmt
     code: str  # unindented; may hold several lines
     after: bool
-    above_comments: bool = (
-        False  # before: above the comment lines directly over the statement
-    )
+    above_comments: bool = False  # before: above the comment lines directly over the statement
     seq: int = 0
 
 
@@ -177,11 +171,7 @@ class Text:
         self.starts = [0]
         for m in _NEWLINE.finditer(source):
             self.starts.append(m.end())
-        self.newline = (
-            "\r\n"
-            if "\r\n" in source
-            else ("\r" if "\r" in source and "\n" not in source else "\n")
-        )
+        self.newline = "\r\n" if "\r\n" in source else ("\r" if "\r" in source and "\n" not in source else "\n")
 
     def line(self, lineno: int) -> str:
         """Line `lineno` (1-based) without its newline."""
@@ -245,9 +235,7 @@ def header_lines(stmt: ast.stmt) -> range:
 
 def starts_line(stmt: ast.stmt, text: Text) -> bool:
     line = text.line(first_line(stmt))
-    return text.char_col(first_line(stmt), _start_col(stmt)) == len(line) - len(
-        line.lstrip(" \t\f")
-    )
+    return text.char_col(first_line(stmt), _start_col(stmt)) == len(line) - len(line.lstrip(" \t\f"))
 
 
 def _start_col(stmt: ast.AST) -> int:
@@ -268,9 +256,7 @@ class _Fragment:
     removals: list[Removal] = field(default_factory=list)
 
 
-def render(
-    source: str, plan: EditPlan, parents: Callable[[ast.AST], ast.AST | None]
-) -> str:
+def render(source: str, plan: EditPlan, parents: Callable[[ast.AST], ast.AST | None]) -> str:
     """Apply `plan` to `source`. `parents(node)` is the ast parent (FileAnalysis.parent)."""
     text = Text(source)
 
@@ -279,9 +265,7 @@ def render(
         while current is not None and not isinstance(current, ast.stmt):
             current = parents(current)
         if current is None:
-            raise RenderError(
-                f"no statement holds {type(node).__name__} at line {getattr(node, 'lineno', '?')}"
-            )
+            raise RenderError(f"no statement holds {type(node).__name__} at line {getattr(node, 'lineno', '?')}")
         return current
 
     def ancestors(node: ast.AST):
@@ -322,15 +306,13 @@ def render(
 
     for edit in plan.edits:
         fragment_of(statement_of(edit.target)).edits.append(edit)  # type: ignore[union-attr]
-    pieces: list[
-        tuple[int, int, int, str]
-    ] = []  # (start, end, order, replacement): text edits, applied at the end
+    pieces: list[tuple[int, int, int, str]] = []  # (start, end, order, replacement): text edits, applied at the end
     for comment in plan.comments:
         frag = fragment_of(comment.statement)
         if frag is not None and frag.root is not comment.statement:
             frag.comments.append(comment)
         else:
-            if not _has_comment_above(text, comment.statement, comment.text):
+            if not has_comment_above(text, comment.statement, comment.text):
                 line = first_line(comment.statement)
                 indent = text.indent(line)
                 pieces.append(
@@ -349,10 +331,7 @@ def render(
             stmt = insert.statement
             line = first_line(stmt)
             indent = text.indent(line)
-            code = "".join(
-                indent + ln + text.newline if ln else text.newline
-                for ln in insert.code.splitlines()
-            )
+            code = "".join(indent + ln + text.newline if ln else text.newline for ln in insert.code.splitlines())
             if insert.after:
                 end_line = stmt.end_lineno or stmt.lineno
                 at = text.next_line_start(end_line)
@@ -363,11 +342,7 @@ def render(
                 pieces.append((at, at, insert.seq, code))
             else:
                 # above the comment lines that belong to the statement (no blank line between them)
-                while (
-                    insert.above_comments
-                    and line > 1
-                    and text.line(line - 1).lstrip().startswith("#")
-                ):
+                while insert.above_comments and line > 1 and text.line(line - 1).lstrip().startswith("#"):
                     line -= 1
                 at = text.line_start(line)
                 pieces.append((at, at, insert.seq, code))
@@ -402,9 +377,7 @@ def render(
     return "".join(out)
 
 
-def _with_blank_lines(
-    text: Text, stmt: ast.stmt, parents, start: int, end: int
-) -> tuple[int, int]:
+def _with_blank_lines(text: Text, stmt: ast.stmt, parents, start: int, end: int) -> tuple[int, int]:
     """A statement removed whole takes its blank lines along, as libcst's removals do: the ones above it, or, for the
     first statement of an indented block, the ones below it (a block should not start with an empty line)."""
     parent = parents(stmt)
@@ -428,7 +401,8 @@ def _with_blank_lines(
     return start, end
 
 
-def _has_comment_above(text: Text, stmt: ast.stmt, comment: str) -> bool:
+def has_comment_above(text: Text, stmt: ast.stmt, comment: str) -> bool:
+    """`comment` is one of the comment lines right above the statement."""
     line = first_line(stmt) - 1
     while line >= 1:
         stripped = text.line(line).strip()
@@ -463,10 +437,7 @@ def _removal_root(stmt: ast.stmt, parents) -> ast.stmt:
         if isinstance(current, ast.ExceptHandler):
             current = parents(current)
             continue
-        if (
-            isinstance(current, (ast.Try, ast.If))
-            or type(current).__name__ == "TryStar"
-        ):
+        if isinstance(current, (ast.Try, ast.If)) or type(current).__name__ == "TryStar":
             root = current
             current = parents(current)
             continue
@@ -495,21 +466,15 @@ def _render_fragment(text: Text, frag: _Fragment, parents) -> tuple[int, int, st
     try:
         module = cst.parse_module(snippet)
     except cst.ParserSyntaxError as exc:
-        raise RenderError(
-            f"fragment at line {line0} does not parse with libcst: {str(exc).splitlines()[0]}"
-        ) from None
+        raise RenderError(f"fragment at line {line0} does not parse with libcst: {str(exc).splitlines()[0]}") from None
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     positions = wrapper.resolve(PositionProvider)
     by_span: dict[tuple, list[cst.CSTNode]] = {}
     parent_of: dict[int, cst.CSTNode] = {}
     for node, rng in positions.items():
-        by_span.setdefault(
-            (rng.start.line, rng.start.column, rng.end.line, rng.end.column), []
-        ).append(node)
+        by_span.setdefault((rng.start.line, rng.start.column, rng.end.line, rng.end.column), []).append(node)
         if isinstance(node, cst.Param):
-            by_span.setdefault(("param", rng.start.line, rng.start.column), []).append(
-                node
-            )
+            by_span.setdefault(("param", rng.start.line, rng.start.column), []).append(node)
 
     def local(lineno: int, byte_col: int) -> tuple[int, int]:
         col = text.char_col(lineno, byte_col)
@@ -535,9 +500,7 @@ def _render_fragment(text: Text, frag: _Fragment, parents) -> tuple[int, int, st
         for candidate in by_span.get(key, ()):
             if isinstance(candidate, types):
                 return candidate
-        raise RenderError(
-            f"{type(node).__name__} at line {node.lineno} not found in its libcst fragment"
-        )
+        raise RenderError(f"{type(node).__name__} at line {node.lineno} not found in its libcst fragment")
 
     def statement_node(stmt: ast.stmt) -> cst.CSTNode:
         """The libcst statement for an ast statement (a simple statement's SimpleStatementLine)."""
@@ -547,9 +510,7 @@ def _render_fragment(text: Text, frag: _Fragment, parents) -> tuple[int, int, st
                 _parents(module, parent_of)
             line = parent_of.get(id(small))
             if not isinstance(line, cst.SimpleStatementLine):
-                raise RenderError(
-                    f"statement at line {stmt.lineno} has no line of its own"
-                )
+                raise RenderError(f"statement at line {stmt.lineno} has no line of its own")
             return line
         return find(stmt)
 
@@ -577,9 +538,7 @@ def _render_fragment(text: Text, frag: _Fragment, parents) -> tuple[int, int, st
     code = new_module.code
     if prefix:
         if not code.startswith(prefix):
-            raise RenderError(
-                f"the statement at line {line0} was removed whole; cannot render it in place"
-            )
+            raise RenderError(f"the statement at line {line0} was removed whole; cannot render it in place")
         code = code[len(prefix) :]
     if not code.strip() and start == text.line_start(line0):
         end = text.next_line_start(end_line)  # removed whole: its line goes too
@@ -631,14 +590,8 @@ class _Apply(cst.CSTTransformer):
                 remove = True
         if remove:
             return cst.RemoveFromParent()
-        if comments and isinstance(
-            result, (cst.SimpleStatementLine, cst.BaseCompoundStatement)
-        ):
-            existing = {
-                ln.comment.value.strip()
-                for ln in result.leading_lines
-                if ln.comment is not None
-            }
+        if comments and isinstance(result, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+            existing = {ln.comment.value.strip() for ln in result.leading_lines if ln.comment is not None}
             new = [c for c in comments if c not in existing]
             if new:
                 lines = [
@@ -660,14 +613,8 @@ def _without_alias(node, alias: cst.ImportAlias):
         return node
     body = []
     for small in node.body:
-        if isinstance(small, (cst.Import, cst.ImportFrom)) and not isinstance(
-            small.names, cst.ImportStar
-        ):
-            names = [
-                a
-                for a in small.names
-                if not alias.deep_equals(a.with_changes(comma=alias.comma))
-            ]
+        if isinstance(small, (cst.Import, cst.ImportFrom)) and not isinstance(small.names, cst.ImportStar):
+            names = [a for a in small.names if not alias.deep_equals(a.with_changes(comma=alias.comma))]
             if len(names) != len(small.names):
                 if not names:
                     continue
@@ -696,9 +643,7 @@ def _only_imports(block: cst.BaseSuite) -> bool:
     for stmt in block.body:
         if not isinstance(stmt, cst.SimpleStatementLine):
             return False
-        if not all(
-            isinstance(s, (cst.Import, cst.ImportFrom, cst.Pass)) for s in stmt.body
-        ):
+        if not all(isinstance(s, (cst.Import, cst.ImportFrom, cst.Pass)) for s in stmt.body):
             return False
         imports += sum(isinstance(s, (cst.Import, cst.ImportFrom)) for s in stmt.body)
     return imports > 0
@@ -708,13 +653,10 @@ _EMPTY = cst.Module(body=[])
 
 
 def _same_code(a: cst.BaseSuite, b: cst.BaseSuite) -> bool:
-    if not (
-        isinstance(a, cst.IndentedBlock) and isinstance(b, cst.IndentedBlock)
-    ) or len(a.body) != len(b.body):
+    if not (isinstance(a, cst.IndentedBlock) and isinstance(b, cst.IndentedBlock)) or len(a.body) != len(b.body):
         return False
     return all(
-        _EMPTY.code_for_node(x.with_changes(leading_lines=()))
-        == _EMPTY.code_for_node(y.with_changes(leading_lines=()))
+        _EMPTY.code_for_node(x.with_changes(leading_lines=())) == _EMPTY.code_for_node(y.with_changes(leading_lines=()))
         for x, y in zip(a.body, b.body)
     )
 
@@ -722,9 +664,7 @@ def _same_code(a: cst.BaseSuite, b: cst.BaseSuite) -> bool:
 def _hoist(statement, block: cst.IndentedBlock):
     body = list(block.body)
     first = body[0]
-    body[0] = first.with_changes(
-        leading_lines=[*statement.leading_lines, *first.leading_lines]
-    )
+    body[0] = first.with_changes(leading_lines=[*statement.leading_lines, *first.leading_lines])
     if len(body) == 1:
         return body[0]
     return cst.FlattenSentinel(body)
@@ -742,19 +682,13 @@ class CollapseEmptyFallbacks(cst.CSTTransformer):
         if (
             updated_node.orelse is None
             and _only_imports(updated_node.body)
-            and all(
-                _same_code(h.body, updated_node.body) for h in updated_node.handlers
-            )
+            and all(_same_code(h.body, updated_node.body) for h in updated_node.handlers)
         ):
-            return _hoist(
-                updated_node, updated_node.body
-            )  # both branches now import the same thing
+            return _hoist(updated_node, updated_node.body)  # both branches now import the same thing
         handlers_empty = all(_is_empty_block(h.body) for h in updated_node.handlers)
         if not handlers_empty:
             return _padded(updated_node)
-        if updated_node.orelse is not None and not _is_empty_block(
-            updated_node.orelse.body
-        ):
+        if updated_node.orelse is not None and not _is_empty_block(updated_node.orelse.body):
             return _padded(updated_node)
         if _is_empty_block(updated_node.body):
             return cst.RemoveFromParent()
@@ -766,11 +700,7 @@ class CollapseEmptyFallbacks(cst.CSTTransformer):
         orelse = updated_node.orelse
         if orelse is not None and not isinstance(orelse, cst.Else):
             return _padded(updated_node)  # elif chains: leave them
-        if (
-            orelse is not None
-            and _only_imports(updated_node.body)
-            and _same_code(updated_node.body, orelse.body)
-        ):
+        if orelse is not None and _only_imports(updated_node.body) and _same_code(updated_node.body, orelse.body):
             return _hoist(updated_node, updated_node.body)
         body_empty = _is_empty_block(updated_node.body)
         else_empty = orelse is None or _is_empty_block(orelse.body)
@@ -789,9 +719,7 @@ def _padded(node):
     class _Pad(cst.CSTTransformer):
         def leave_IndentedBlock(self, original_node, updated_node):
             if not updated_node.body:
-                return updated_node.with_changes(
-                    body=[cst.SimpleStatementLine([cst.Pass()])]
-                )
+                return updated_node.with_changes(body=[cst.SimpleStatementLine([cst.Pass()])])
             return updated_node
 
     return node.visit(_Pad())

@@ -33,9 +33,7 @@ class Result:
     findings: list[Finding] = field(default_factory=list)
     parsed: bool = False  # False: no rule's pre-filter matched (or skip-file), the file was never parsed
     skipped_file: bool = False  # `# compat: skip-file`
-    error: str | None = (
-        None  # set when the file could not be parsed or the output did not parse
-    )
+    error: str | None = None  # set when the file could not be parsed or the output did not parse
 
     def __iter__(self):
         """`new_source, findings = transform(source, settings)`."""
@@ -52,18 +50,12 @@ class Result:
     def counts(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
         for f in self.findings:
-            entry = out.setdefault(
-                f.rule, {"rewrites": 0, "todos": 0, "diagnostics": 0}
-            )
-            entry[
-                {"rewrite": "rewrites", "todo": "todos"}.get(f.kind, "diagnostics")
-            ] += 1
+            entry = out.setdefault(f.rule, {"rewrites": 0, "todos": 0, "diagnostics": 0})
+            entry[{"rewrite": "rewrites", "todo": "todos"}.get(f.kind, "diagnostics")] += 1
         return out
 
 
-def active_rules(
-    settings: Settings, rules: Sequence[type[Rule]] | None = None
-) -> list[type[Rule]]:
+def active_rules(settings: Settings, rules: Sequence[type[Rule]] | None = None) -> list[type[Rule]]:
     """The rules selected by `settings` whose target gates are met."""
     if rules is None:
         from codemods import RULES
@@ -72,9 +64,7 @@ def active_rules(
     return [r for r in rules if r.enabled(settings)]
 
 
-def prefilter(
-    source: str, rules: Sequence[type[Rule]], settings: Settings
-) -> list[type[Rule]]:
+def prefilter(source: str, rules: Sequence[type[Rule]], settings: Settings) -> list[type[Rule]]:
     return [r for r in rules if r.matches_text(source, settings)]
 
 
@@ -101,18 +91,14 @@ def transform(
     for _ in range(_MAX_PASSES):
         result, again = _one_pass(current, settings, matching, filename, project)
         if result.error is not None:
-            return Result(
-                source, findings + result.findings, parsed=True, error=result.error
-            )
+            return Result(source, findings + result.findings, parsed=True, error=result.error)
         findings = [f for f in findings if f.kind != "diagnostic"] + result.findings
         current = result.source
         if not again:
             break
         matching = prefilter(current, candidates, settings)
     if current == source:
-        return Result(
-            source, [f for f in findings if f.kind == "diagnostic"], parsed=True
-        )
+        return Result(source, [f for f in findings if f.kind == "diagnostic"], parsed=True)
     return Result(current, findings, parsed=True)
 
 
@@ -120,9 +106,7 @@ def _one_pass(source, settings, rules, filename, project) -> tuple[Result, bool]
     try:
         tree = ast.parse(source, filename or "<unknown>")
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
-        return Result(
-            source, parsed=True, error=f"parse error: {_one_line(exc)}"
-        ), False
+        return Result(source, parsed=True, error=f"parse error: {_one_line(exc)}"), False
     analysis = FileAnalysis(source, tree)
     ctx = FileContext(source, analysis, settings, filename, project)
     for order, rule_cls in enumerate(rules):
@@ -130,9 +114,7 @@ def _one_pass(source, settings, rules, filename, project) -> tuple[Result, bool]
         ctx.rule_order[rule_cls.id] = order
         try:
             rule_cls().check(ctx)
-        except (
-            Exception
-        ) as exc:  # a bug in one rule must not stop the run: report it for this file
+        except Exception as exc:  # a bug in one rule must not stop the run: report it for this file
             return Result(
                 source,
                 parsed=True,
@@ -146,13 +128,9 @@ def _one_pass(source, settings, rules, filename, project) -> tuple[Result, bool]
             return Result(source, findings, parsed=True), False
         code = render(source, ctx.plan, analysis.parent)
     except RenderError as exc:
-        return Result(
-            source, parsed=True, error=f"could not render the edits: {exc}"
-        ), False
+        return Result(source, parsed=True, error=f"could not render the edits: {exc}"), False
     if code == source:
-        return Result(
-            source, [f for f in findings if f.kind == "diagnostic"], parsed=True
-        ), False
+        return Result(source, [f for f in findings if f.kind == "diagnostic"], parsed=True), False
     try:
         ast.parse(code, filename or "<unknown>")
     except SyntaxError as exc:
@@ -180,9 +158,7 @@ def _drop_conflicts(ctx: FileContext) -> bool:
     ids = {id(e) for e in dropped}
     ctx.plan.edits = [e for e in ctx.plan.edits if id(e) not in ids]
     positions = {(e.rule, ctx.position(e.target), e.message) for e in dropped}
-    ctx.findings = [
-        f for f in ctx.findings if (f.rule, (f.line, f.col), f.message) not in positions
-    ]
+    ctx.findings = [f for f in ctx.findings if (f.rule, (f.line, f.col), f.message) not in positions]
     return True
 
 

@@ -29,36 +29,22 @@ __all__ = [
 # the ast.Call or the ast.Assign. True: a known sink; False: a known non-sink (an escape); None: not sink-shaped.
 SinkTest = Callable[[ast.AST, ast.AST], "bool | None"]
 
-_HARMLESS_CALLEES = frozenset(
-    {"print", "len", "str", "repr", "pprint", "pformat", "sorted", "list", "set"}
-)
-_LOG_METHODS = frozenset(
-    {"debug", "info", "warning", "warn", "error", "critical", "exception", "log"}
-)
+_HARMLESS_CALLEES = frozenset({"print", "len", "str", "repr", "pprint", "pformat", "sorted", "list", "set"})
+_LOG_METHODS = frozenset({"debug", "info", "warning", "warn", "error", "critical", "exception", "log"})
 
 
 @dataclass
 class DictFlow:
     name: str
-    visible: bool = (
-        True  # every definition is a dict literal / dict(...) call we can see whole
-    )
-    definitions: list[ast.AST] = field(
-        default_factory=list
-    )  # the Dict / Call (dict(...)) nodes
+    visible: bool = True  # every definition is a dict literal / dict(...) call we can see whole
+    definitions: list[ast.AST] = field(default_factory=list)  # the Dict / Call (dict(...)) nodes
     # (key, node, container): node = the key's string Constant in a Dict, or the ast.keyword of dict(k=v)/update(k=v)
     key_defs: list[tuple[str, ast.AST, ast.AST]] = field(default_factory=list)
-    stores: list[tuple[str, ast.Subscript]] = field(
-        default_factory=list
-    )  # d["key"] = ...
-    reads: list[tuple[str, ast.AST]] = field(
-        default_factory=list
-    )  # the key's string Constant in a read
+    stores: list[tuple[str, ast.Subscript]] = field(default_factory=list)  # d["key"] = ...
+    reads: list[tuple[str, ast.AST]] = field(default_factory=list)  # the key's string Constant in a read
     sinks: list[ast.AST] = field(default_factory=list)
     escapes: list[ast.AST] = field(default_factory=list)
-    all_keys: set[str] = field(
-        default_factory=set
-    )  # every literal key seen in definitions/stores
+    all_keys: set[str] = field(default_factory=set)  # every literal key seen in definitions/stores
 
     @property
     def key_nodes(self) -> list[tuple[str, ast.AST]]:
@@ -107,15 +93,20 @@ def literal_keys(
                 literal_keys(flow, arg, keys, analysis, record=False)
             else:
                 flow.visible = False
-        for kw in value.keywords:
-            if kw.arg is None:
-                flow.visible = False
-                continue
-            flow.all_keys.add(kw.arg)
-            if kw.arg in keys:
-                flow.key_defs.append((kw.arg, kw, value))
+        _keyword_keys(flow, value, keys)
         return True
     return False
+
+
+def _keyword_keys(flow: DictFlow, call: ast.Call, keys: frozenset[str]) -> None:
+    """The keys a call gives as keywords (`dict(k=v)`, `d.update(k=v)`); `**x` makes them invisible."""
+    for kw in call.keywords:
+        if kw.arg is None:
+            flow.visible = False
+            continue
+        flow.all_keys.add(kw.arg)
+        if kw.arg in keys:
+            flow.key_defs.append((kw.arg, kw, call))
 
 
 def is_dict_call(node: ast.AST, analysis: FileAnalysis) -> bool:
@@ -127,9 +118,7 @@ def is_dict_call(node: ast.AST, analysis: FileAnalysis) -> bool:
     )
 
 
-def dict_flow(
-    analysis: FileAnalysis, name_node: ast.Name, keys: frozenset[str], is_sink: SinkTest
-) -> DictFlow | None:
+def dict_flow(analysis: FileAnalysis, name_node: ast.Name, keys: frozenset[str], is_sink: SinkTest) -> DictFlow | None:
     """The flow of the dict variable `name_node` (a load) in the scope that binds it; None when the load is not in
     that scope (a module-level dict read in a function may also be imported by other modules) or nothing binds it."""
     found = analysis.reaching(name_node)
@@ -154,11 +143,7 @@ def dict_flow(
 
 def self_attribute(analysis: FileAnalysis, node: ast.AST) -> ast.ClassDef | None:
     """`self.<attr>` inside a method: the class; else None."""
-    if (
-        isinstance(node, ast.Attribute)
-        and isinstance(node.value, ast.Name)
-        and node.value.id == "self"
-    ):
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
         return analysis.enclosing_class(node)
     return None
 
@@ -184,15 +169,10 @@ def attribute_flow(
             if not literal_keys(flow, parent.value, keys, analysis):
                 flow.visible = False
         elif isinstance(parent, ast.AnnAssign) and parent.target is node:
-            if parent.value is not None and not literal_keys(
-                flow, parent.value, keys, analysis
-            ):
+            if parent.value is not None and not literal_keys(flow, parent.value, keys, analysis):
                 flow.visible = False
         elif isinstance(parent, ast.AugAssign) and parent.target is node:
-            if not (
-                isinstance(parent.op, ast.BitOr)
-                and literal_keys(flow, parent.value, keys, analysis)
-            ):
+            if not (isinstance(parent.op, ast.BitOr) and literal_keys(flow, parent.value, keys, analysis)):
                 flow.visible = False
         elif isinstance(parent, ast.Delete):
             flow.escapes.append(parent)
@@ -206,11 +186,7 @@ def _written(analysis: FileAnalysis, node: ast.Attribute) -> bool:
     if not isinstance(node.ctx, ast.Load):
         return True
     parent = analysis.parent(node)
-    if (
-        isinstance(parent, ast.Subscript)
-        and parent.value is node
-        and not isinstance(parent.ctx, ast.Load)
-    ):
+    if isinstance(parent, ast.Subscript) and parent.value is node and not isinstance(parent.ctx, ast.Load):
         return True
     if isinstance(parent, ast.Attribute) and parent.attr in (
         "update",
@@ -230,25 +206,17 @@ def dict_keys_in_scope(analysis: FileAnalysis, name_node: ast.Name) -> set[str]:
     return flow.all_keys if flow is not None else set()
 
 
-def _definition(
-    flow: DictFlow, b, keys: frozenset[str], analysis: FileAnalysis
-) -> None:
+def _definition(flow: DictFlow, b, keys: frozenset[str], analysis: FileAnalysis) -> None:
     if b.kind in ("assign", "annassign") and not b.path and b.value is not None:
         if literal_keys(flow, b.value, keys, analysis):
             return
-    elif (
-        b.kind == "augassign"
-        and isinstance(b.statement, ast.AugAssign)
-        and isinstance(b.statement.op, ast.BitOr)
-    ):
+    elif b.kind == "augassign" and isinstance(b.statement, ast.AugAssign) and isinstance(b.statement.op, ast.BitOr):
         if literal_keys(flow, b.value, keys, analysis):
             return
     flow.visible = False
 
 
-def _access(
-    flow: DictFlow, node: ast.Name, keys, is_sink: SinkTest, analysis: FileAnalysis
-) -> None:
+def _access(flow: DictFlow, node: ast.Name, keys, is_sink: SinkTest, analysis: FileAnalysis) -> None:
     parent = analysis.parent(node)
     if isinstance(parent, ast.keyword) and parent.value is node:
         call = analysis.parent(parent)
@@ -292,13 +260,7 @@ def _access(
                 flow.all_keys.add(key)
             return
         if method == "update":
-            for kw in call.keywords:
-                if kw.arg is None:
-                    flow.visible = False
-                    continue
-                flow.all_keys.add(kw.arg)
-                if kw.arg in keys:
-                    flow.key_defs.append((kw.arg, kw, call))
+            _keyword_keys(flow, call, keys)
             for arg in call.args:
                 if isinstance(arg, ast.Dict):
                     literal_keys(flow, arg, keys, analysis, record=False)
@@ -325,20 +287,14 @@ def _access(
         return
     if isinstance(parent, (ast.FormattedValue, ast.JoinedStr)):
         return
-    if isinstance(
-        parent, (ast.If, ast.While, ast.UnaryOp, ast.BoolOp)
-    ) and not isinstance(parent, ast.BoolOp):
+    if isinstance(parent, (ast.If, ast.While, ast.UnaryOp, ast.BoolOp)) and not isinstance(parent, ast.BoolOp):
         return  # `if d:` / `not d`
     flow.escapes.append(parent if parent is not None else node)
 
 
 def _harmless_call(call: ast.Call, analysis: FileAnalysis) -> bool:
     func = call.func
-    if (
-        isinstance(func, ast.Name)
-        and func.id in _HARMLESS_CALLEES
-        and not analysis.reaching(func)
-    ):
+    if isinstance(func, ast.Name) and func.id in _HARMLESS_CALLEES and not analysis.reaching(func):
         return True
     if isinstance(func, ast.Attribute) and func.attr in _LOG_METHODS:
         head = func.value

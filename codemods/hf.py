@@ -8,9 +8,7 @@ from __future__ import annotations
 import re
 
 HF_ROOTS = frozenset({"transformers", "trl", "peft"})
-UNKNOWN_MEMBER = (
-    "*"  # `getattr(transformers, name)`: some member of the module, name unknown
-)
+UNKNOWN_MEMBER = "*"  # `getattr(transformers, name)`: some member of the module, name unknown
 
 TRL_TRAINING_CONFIGS = frozenset(
     {
@@ -113,16 +111,12 @@ def looks_like_model_class(qname: str) -> bool:
 
 def is_tokenizer_class(qname: str) -> bool:
     name = last(qname)
-    return root(qname) == "transformers" and (
-        name.endswith(("Tokenizer", "TokenizerFast")) or name == "AutoTokenizer"
-    )
+    return root(qname) == "transformers" and (name.endswith(("Tokenizer", "TokenizerFast")) or name == "AutoTokenizer")
 
 
 def is_processor_class(qname: str) -> bool:
     name = last(qname)
-    return root(qname) == "transformers" and (
-        name.endswith(("Processor", "ProcessorFast")) or name == "AutoProcessor"
-    )
+    return root(qname) == "transformers" and (name.endswith(("Processor", "ProcessorFast")) or name == "AutoProcessor")
 
 
 def is_arg_parser_class(qname: str) -> bool:

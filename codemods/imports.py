@@ -100,10 +100,7 @@ def _shares_line(ctx: FileContext, stmt: ast.stmt) -> bool:
         if isinstance(block, list) and stmt in block:
             return any(
                 s is not stmt
-                and (
-                    s.lineno <= (stmt.end_lineno or stmt.lineno)
-                    and (s.end_lineno or s.lineno) >= stmt.lineno
-                )
+                and (s.lineno <= (stmt.end_lineno or stmt.lineno) and (s.end_lineno or s.lineno) >= stmt.lineno)
                 for s in block
             )
     return False
@@ -127,17 +124,11 @@ def _additions(ctx: FileContext, removed: set[int]) -> None:
         done.add(key)
         if _already_bound(ctx, req, removed):
             continue
-        code = (
-            f"import {req.module}"
-            if req.name is None
-            else f"from {req.module} import {req.name}"
-        )
+        code = f"import {req.module}" if req.name is None else f"from {req.module} import {req.name}"
         if req.asname:
             code += f" as {req.asname}"
         if req.at is not None:
-            ctx.plan.add_insert(
-                Insert("imports", req.at, code, after=False, above_comments=True)
-            )
+            ctx.plan.add_insert(Insert("imports", req.at, code, after=False, above_comments=True))
             continue
         if req.name is not None:
             target = _mergeable_from_import(ctx, req.module, removed)
@@ -158,23 +149,13 @@ def _additions(ctx: FileContext, removed: set[int]) -> None:
 
 
 def _already_bound(ctx: FileContext, req: ImportRequest, removed: set[int]) -> bool:
-    local = req.asname or (
-        req.name if req.name is not None else req.module.split(".", 1)[0]
-    )
+    local = req.asname or (req.name if req.name is not None else req.module.split(".", 1)[0])
     qname = req.module if req.name is None else f"{req.module}.{req.name}"
-    scope = (
-        ctx.analysis.scope_of(req.at)
-        if req.at is not None
-        else ctx.analysis.module_scope()
-    )
+    scope = ctx.analysis.scope_of(req.at) if req.at is not None else ctx.analysis.module_scope()
     for b in ctx.analysis.resolve(local, scope):
         if b.kind != "import" or id(b.statement) in removed:
             continue
-        if (
-            req.name is None
-            and b.qname == req.module.split(".", 1)[0]
-            and isinstance(b.statement, ast.Import)
-        ):
+        if req.name is None and b.qname == req.module.split(".", 1)[0] and isinstance(b.statement, ast.Import):
             if any(al.name == req.module for al in b.statement.names):
                 return True
         if b.qname == qname:
@@ -182,9 +163,7 @@ def _already_bound(ctx: FileContext, req: ImportRequest, removed: set[int]) -> b
     return False
 
 
-def _mergeable_from_import(
-    ctx: FileContext, module: str, removed: set[int]
-) -> ast.ImportFrom | None:
+def _mergeable_from_import(ctx: FileContext, module: str, removed: set[int]) -> ast.ImportFrom | None:
     for stmt in ctx.analysis.tree.body:
         if (
             isinstance(stmt, ast.ImportFrom)
@@ -211,16 +190,10 @@ def _is_import_block_statement(stmt: ast.stmt) -> bool:
     return False
 
 
-def _import_position(
-    ctx: FileContext, body: list[ast.stmt], removed: set[int]
-) -> tuple[ast.stmt | None, bool]:
+def _import_position(ctx: FileContext, body: list[ast.stmt], removed: set[int]) -> tuple[ast.stmt | None, bool]:
     """(statement, after?) where a new top-level import goes."""
     start = 0
-    if (
-        body
-        and isinstance(body[0], ast.Expr)
-        and string_value(body[0].value) is not None
-    ):
+    if body and isinstance(body[0], ast.Expr) and string_value(body[0].value) is not None:
         start = 1  # the docstring
     block: list[ast.stmt] = []
     for stmt in body[start:]:
@@ -228,9 +201,7 @@ def _import_position(
             block.append(stmt)
         else:
             break
-    remaining = [
-        s for s in block if id(s) not in removed and not _emptied(ctx, s, removed)
-    ]
+    remaining = [s for s in block if id(s) not in removed and not _emptied(ctx, s, removed)]
     if remaining:
         return remaining[-1], True
     if block:
@@ -269,16 +240,10 @@ def _adding(name: str, asname: str | None):
             position = next((i for i, k in enumerate(keys) if k > name), len(names))
         if position == len(names):
             last = names[-1]
-            sample = (
-                names[-2].comma
-                if len(names) > 1
-                else cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
-            )
+            sample = names[-2].comma if len(names) > 1 else cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
             trailing = last.comma
             names[-1] = last.with_changes(
-                comma=sample
-                if isinstance(sample, cst.Comma)
-                else cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+                comma=sample if isinstance(sample, cst.Comma) else cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
             )
             names.append(new.with_changes(comma=trailing))
         else:

@@ -69,17 +69,12 @@ class ClassInfo:
             if info in out:
                 continue
             out.append(info)
-            stack.extend(
-                b.cls for b in info.bases if b is not None and b.cls is not None
-            )
+            stack.extend(b.cls for b in info.bases if b is not None and b.cls is not None)
         return out
 
     def own_method(self, name: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
         for stmt in self.node.body:
-            if (
-                isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef))
-                and stmt.name == name
-            ):
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name == name:
                 return stmt
         return None
 
@@ -95,15 +90,9 @@ class ClassInfo:
         """The value of `name = ...` in the class body (the last one), else None."""
         value = None
         for stmt in self.node.body:
-            if isinstance(stmt, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id == name for t in stmt.targets
-            ):
+            if isinstance(stmt, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in stmt.targets):
                 value = stmt.value
-            elif (
-                isinstance(stmt, ast.AnnAssign)
-                and isinstance(stmt.target, ast.Name)
-                and stmt.target.id == name
-            ):
+            elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.target.id == name:
                 value = stmt.value
         return value
 
@@ -127,9 +116,7 @@ class Kind:
     # activation_checkpointing_enable calls such an override with every_n_layers=/offload= (TypeError)
     old_override: bool = False
     cls: ClassInfo | None = field(default=None, compare=False)
-    remote_code: bool = (
-        False  # loaded with trust_remote_code: the class comes from the Hub
-    )
+    remote_code: bool = False  # loaded with trust_remote_code: the class comes from the Hub
 
 
 MODEL = Kind("model")
@@ -158,9 +145,7 @@ def unify(kinds: Iterable[Kind | None]) -> Kind | None:
             ):
                 continue
             if kind.what == result.what == "model":
-                result = Kind(
-                    "model", old_override=kind.old_override or result.old_override
-                )
+                result = Kind("model", old_override=kind.old_override or result.old_override)
                 continue
             if (
                 kind.what == result.what == "ref"
@@ -175,10 +160,7 @@ def unify(kinds: Iterable[Kind | None]) -> Kind | None:
 def _old_override(cls: ast.ClassDef) -> bool:
     """The class defines gradient_checkpointing_enable without a **kwargs parameter."""
     for stmt in cls.body:
-        if (
-            isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef))
-            and stmt.name == "gradient_checkpointing_enable"
-        ):
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name == "gradient_checkpointing_enable":
             return stmt.args.kwarg is None
     return False
 
@@ -266,9 +248,7 @@ class Resolver:
         return None
 
     def _imported(self, qname: str) -> Kind | None:
-        if qname.startswith(".") or (
-            self.project is not None and not hf.is_hf(qname) and "." in qname
-        ):
+        if qname.startswith(".") or (self.project is not None and not hf.is_hf(qname) and "." in qname):
             found = self._project_class(qname)
             if found is not None:
                 return found
@@ -338,20 +318,14 @@ class Resolver:
     def _annotation(self, ann: ast.AST) -> Kind | None:
         if isinstance(ann, ast.Constant):
             return None  # a string annotation: not followed
-        if isinstance(ann, ast.Subscript) and isinstance(
-            ann.value, (ast.Name, ast.Attribute)
-        ):
+        if isinstance(ann, ast.Subscript) and isinstance(ann.value, (ast.Name, ast.Attribute)):
             name = self.analysis.qualified_name(ann.value) or ""
             if hf.last(name) == "Optional":
                 return self._annotation(ann.slice)
             return None
         if isinstance(ann, ast.BinOp) and isinstance(ann.op, ast.BitOr):
             # `X | None`
-            sides = [
-                s
-                for s in (ann.left, ann.right)
-                if not (isinstance(s, ast.Constant) and s.value is None)
-            ]
+            sides = [s for s in (ann.left, ann.right) if not (isinstance(s, ast.Constant) and s.value is None)]
             return self._annotation(sides[0]) if len(sides) == 1 else None
         kind = self.kind_of(ann)
         if kind is None or kind.what != "ref":
@@ -377,15 +351,9 @@ class Resolver:
         """The kind of element `path` of a tuple-unpacking assignment's value."""
         index = path[0]
         if isinstance(value, (ast.Tuple, ast.List)):
-            if index < len(value.elts) and not any(
-                isinstance(e, ast.Starred) for e in value.elts
-            ):
+            if index < len(value.elts) and not any(isinstance(e, ast.Starred) for e in value.elts):
                 inner = value.elts[index]
-                return (
-                    self._element(inner, path[1:])
-                    if len(path) > 1
-                    else self.kind_of(inner)
-                )
+                return self._element(inner, path[1:]) if len(path) > 1 else self.kind_of(inner)
             return None
         if len(path) > 1:
             return None
@@ -400,11 +368,7 @@ class Resolver:
                 and index < len(parser.classes)
             ):
                 cls = parser.classes[index]
-                if (
-                    cls is not None
-                    and cls.what == "ref"
-                    and hf.is_training_args_class(cls.qname)
-                ):
+                if cls is not None and cls.what == "ref" and hf.is_training_args_class(cls.qname):
                     return Kind("args", cls.qname, cls=cls.cls)
             return None
         if isinstance(value, ast.Subscript):
@@ -425,18 +389,10 @@ class Resolver:
         if not isinstance(expr, ast.Name):
             return None
         found = self.analysis.reaching(expr)
-        if (
-            len(found) != 1
-            or found[0].kind not in ("assign", "annassign")
-            or found[0].path
-        ):
+        if len(found) != 1 or found[0].kind not in ("assign", "annassign") or found[0].path:
             return None
         value = found[0].value
-        if (
-            isinstance(value, ast.Dict)
-            and value.values
-            and all(k is not None for k in value.keys)
-        ):
+        if isinstance(value, ast.Dict) and value.values and all(k is not None for k in value.keys):
             return list(value.values)
         return None
 
@@ -452,11 +408,7 @@ class Resolver:
         if len(bindings) != 1 or bindings[0].kind != "assign" or bindings[0].path:
             return None
         value = bindings[0].value
-        if (
-            not isinstance(value, ast.Dict)
-            or not value.values
-            or any(k is None for k in value.keys)
-        ):
+        if not isinstance(value, ast.Dict) or not value.values or any(k is None for k in value.keys):
             return None
         return unify(self.kind_of(v) for v in value.values)
 
@@ -474,11 +426,7 @@ class Resolver:
         base = expr.value
         if isinstance(base, ast.Name) and base.id == "self":
             info = self.enclosing_class_info(expr)
-            if (
-                info is not None
-                and info.hf_base is not None
-                and hf.is_trainer_class(info.hf_base)
-            ):
+            if info is not None and info.hf_base is not None and hf.is_trainer_class(info.hf_base):
                 if attr == "args":
                     return Kind("args", "transformers.TrainingArguments")
                 if attr == "model":
@@ -514,9 +462,7 @@ class Resolver:
 
         for k in call.keywords:
             if k.arg == "trust_remote_code":
-                return not (
-                    isinstance(k.value, ast.Constant) and k.value.value in (False, None)
-                )
+                return not (isinstance(k.value, ast.Constant) and k.value.value in (False, None))
             if k.arg is None and isinstance(k.value, ast.Name):
                 if "trust_remote_code" in dict_keys_in_scope(self.analysis, k.value):
                     return True
@@ -530,15 +476,11 @@ class Resolver:
             if recv is not None and recv.what == "ref":
                 if method in hf.LOAD_METHODS:
                     if hf.is_peft_model_class(recv.qname):
-                        return self._wrapped(
-                            call
-                        )  # PeftModel.from_pretrained(base, ...) forwards to base
+                        return self._wrapped(call)  # PeftModel.from_pretrained(base, ...) forwards to base
                     if hf.is_model_class(recv.qname):
                         if self.remote_code(call):
                             return None  # the Hub's code may define any class, with old-style overrides
-                        return Kind(
-                            "model", old_override=recv.old_override, cls=recv.cls
-                        )
+                        return Kind("model", old_override=recv.old_override, cls=recv.cls)
                     if hf.is_tokenizer_class(recv.qname):
                         return Kind("tokenizer", recv.qname)
                     if hf.is_processor_class(recv.qname):
@@ -548,32 +490,18 @@ class Resolver:
                     return None
                 if method == "from_pretrained" and not hf.is_hf(recv.qname):
                     return Kind("foreign", recv.qname)
-            if (
-                recv is not None
-                and recv.what == "model"
-                and method in hf.MODEL_PRESERVING_METHODS
-            ):
+            if recv is not None and recv.what == "model" and method in hf.MODEL_PRESERVING_METHODS:
                 return recv
             if recv is not None and recv.what == "parser" and method == "parse_args":
                 return Kind("argparse")
-            if (
-                recv is not None
-                and recv.what == "ref"
-                and recv.qname == "argparse.ArgumentParser"
-            ):
+            if recv is not None and recv.what == "ref" and recv.qname == "argparse.ArgumentParser":
                 return None
-            if (
-                recv is not None
-                and recv.what == "argparse_parser"
-                and method in ("parse_args", "parse_known_args")
-            ):
+            if recv is not None and recv.what == "argparse_parser" and method in ("parse_args", "parse_known_args"):
                 return Kind("argparse")
             if recv is not None and recv.what == "args" and method == "set_training":
                 return recv
             if method == "prepare" and len(call.args) == 1 and not call.keywords:
-                inner = self._wrapped(
-                    call
-                )  # accelerator.prepare(model) returns the (wrapped) model
+                inner = self._wrapped(call)  # accelerator.prepare(model) returns the (wrapped) model
                 if inner is not None:
                     return inner
         member = self.getattr_module(call)
@@ -585,9 +513,7 @@ class Resolver:
         if callee.what == "local":
             # an instance of the user's own class: proven not a transformers object when every base is known
             info = callee.cls
-            if info is not None and all(
-                b is not None and b.what in ("local", "foreign") for b in info.bases
-            ):
+            if info is not None and all(b is not None and b.what in ("local", "foreign") for b in info.bases):
                 return Kind("instance", info.name, cls=info)
             return None
         if callee.what != "ref":
@@ -610,11 +536,7 @@ class Resolver:
             if hf.is_model_class(qname):
                 return Kind("model", old_override=callee.old_override, cls=callee.cls)
             return None
-        if (
-            hf.root(qname) == "dataclasses"
-            and hf.last(qname) == "replace"
-            and call.args
-        ):
+        if hf.root(qname) == "dataclasses" and hf.last(qname) == "replace" and call.args:
             inner = self.kind_of(call.args[0])
             return inner if inner is not None and inner.what == "args" else None
         if hf.last(qname)[:1].isupper():
@@ -624,11 +546,7 @@ class Resolver:
     def getattr_module(self, call: ast.Call) -> str | None:
         """`getattr(transformers, name)`: "transformers.*" (a member whose name is not a literal)."""
         func = call.func
-        if not (
-            isinstance(func, ast.Name)
-            and func.id == "getattr"
-            and not self.analysis.reaching(func)
-        ):
+        if not (isinstance(func, ast.Name) and func.id == "getattr" and not self.analysis.reaching(func)):
             return None
         if len(call.args) < 2:
             return None

@@ -27,9 +27,7 @@ def _mask_magics(code: str) -> tuple[str, list[str]]:
         body = line.rstrip("\r\n")
         m = _MAGIC.match(body)
         if m and not body.lstrip().startswith("#"):
-            out.append(
-                f"{m.group(1)}pass  # compat-magic-{len(originals)}{line[len(body) :]}"
-            )
+            out.append(f"{m.group(1)}pass  # compat-magic-{len(originals)}{line[len(body) :]}")
             originals.append(body)
         else:
             out.append(line)
@@ -61,9 +59,7 @@ def _cell_code(code: str) -> tuple[str, list[str]] | None:
     return masked, originals
 
 
-def transform_notebook(
-    text: str, settings: Settings, filename: str, project=None
-) -> Result:
+def transform_notebook(text: str, settings: Settings, filename: str, project=None) -> Result:
     """Rewrite the code cells of notebook JSON `text` (see the module docstring)."""
     try:
         nb = json.loads(text)
@@ -72,9 +68,7 @@ def transform_notebook(
     cells = nb.get("cells") if isinstance(nb, dict) else None
     if not isinstance(cells, list):
         return Result(text, parsed=True, error="invalid notebook: no cells list")
-    parts: list[
-        tuple[int, str, list[str], bool]
-    ] = []  # cell index, code, masked lines, had a final newline
+    parts: list[tuple[int, str, list[str], bool]] = []  # cell index, code, masked lines, had a final newline
     for i, cell in enumerate(cells):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
@@ -89,8 +83,7 @@ def transform_notebook(
     if not parts:
         return Result(text)
     joined = "".join(
-        _CELL_MARK.format(k) + code + ("" if code.endswith("\n") else "\n")
-        for k, (_, code, _, _) in enumerate(parts)
+        _CELL_MARK.format(k) + code + ("" if code.endswith("\n") else "\n") for k, (_, code, _, _) in enumerate(parts)
     )
     result = transform(joined, settings, filename=filename, project=project)
     if result.error is not None or not result.changed:
@@ -117,17 +110,11 @@ def transform_notebook(
         if not had_newline and new_code.endswith("\n"):
             new_code = new_code[:-1]
         old_source = cells[i].get("source", "")
-        old_code = (
-            "".join(old_source) if isinstance(old_source, list) else str(old_source)
-        )
+        old_code = "".join(old_source) if isinstance(old_source, list) else str(old_source)
         if new_code == old_code:
             continue
         changed = True
-        cells[i]["source"] = (
-            new_code.splitlines(keepends=True)
-            if isinstance(old_source, list)
-            else new_code
-        )
+        cells[i]["source"] = new_code.splitlines(keepends=True) if isinstance(old_source, list) else new_code
     if not changed:
         return Result(text, parsed=True)
     m = re.match(r"\{\s*?\n([ \t]+)\"", text)

@@ -21,9 +21,7 @@ __all__ = ["Project"]
 
 class Project:
     def __init__(self, roots: Sequence[str]) -> None:
-        self.roots = [
-            p if p.is_dir() else p.parent for p in (Path(r).resolve() for r in roots)
-        ]
+        self.roots = [p if p.is_dir() else p.parent for p in (Path(r).resolve() for r in roots)]
         self._resolvers: dict[Path, Resolver | None] = {}
         self._modules: dict[tuple[str, str], Path | None] = {}
         self._active: set[tuple[str, str]] = set()
@@ -60,9 +58,7 @@ class Project:
                 found = _module_at(base, module)
                 if found is not None:
                     break
-        if found is not None and not any(
-            found == r or r in found.parents for r in self.roots
-        ):
+        if found is not None and not any(found == r or r in found.parents for r in self.roots):
             found = None  # only the project's own files
         self._modules[key] = found
         return found
@@ -75,9 +71,7 @@ class Project:
                 tree = ast.parse(source, str(path))
             except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
                 return None
-            self._resolvers[path] = Resolver(
-                FileAnalysis(source, tree), self, str(path)
-            )
+            self._resolvers[path] = Resolver(FileAnalysis(source, tree), self, str(path))
         return self._resolvers[path]
 
     # ------------------------------------------------------------------------------------------ classes

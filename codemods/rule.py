@@ -27,7 +27,7 @@ from codemods.edits import (
     Insert,
     NodeEdit,
     Text,
-    first_line,
+    has_comment_above,
     header_lines,
     starts_line,
 )
@@ -111,17 +111,12 @@ def compat_floor() -> tuple[tuple[str, str], ...]:
     return tuple(sorted(floor.items()))
 
 
-def _pyproject_train_extra() -> list[
-    str
-]:  # pragma: no cover - only without an installed distribution
-    import tomllib
+def _pyproject_train_extra() -> list[str]:  # pragma: no cover - only without an installed distribution
     from pathlib import Path
 
-    data = tomllib.loads(
-        (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text(
-            encoding="utf-8"
-        )
-    )
+    import tomllib
+
+    data = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text(encoding="utf-8"))
     return list(data["project"]["optional-dependencies"]["train"])
 
 
@@ -131,11 +126,7 @@ def requirements(gates: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
 
     out: list[tuple[str, str]] = []
     for name in gates:
-        since = (
-            compat_floor()
-            if name == COMPAT_FLOOR_GATE
-            else versions.GATES_BY_NAME[name].since
-        )
+        since = compat_floor() if name == COMPAT_FLOOR_GATE else versions.GATES_BY_NAME[name].since
         for package, version in since:
             out.append((package, version))
     return tuple(out)
@@ -146,15 +137,9 @@ class Rule:
 
     id: ClassVar[str] = ""
     summary: ClassVar[str] = ""
-    triggers: ClassVar[
-        tuple[str, ...]
-    ] = ()  # plain substrings: a file with none of them is never parsed
-    trigger_regex: ClassVar[Pattern[str] | None] = (
-        None  # a finer text check, run when a trigger matched
-    )
-    gates: ClassVar[
-        tuple[str, ...]
-    ] = ()  # compat.versions gate names the rewritten code needs (all of them)
+    triggers: ClassVar[tuple[str, ...]] = ()  # plain substrings: a file with none of them is never parsed
+    trigger_regex: ClassVar[Pattern[str] | None] = None  # a finer text check, run when a trigger matched
+    gates: ClassVar[tuple[str, ...]] = ()  # compat.versions gate names the rewritten code needs (all of them)
     anchor: ClassVar[str] = ""  # MIGRATION.md section (default: the id)
 
     # ------------------------------------------------------------------ class-level API (no parse needed)
@@ -277,37 +262,27 @@ class FileContext:
         if key in self._edited:
             return False  # the same edit asked twice (a key reached through two paths)
         self._edited.add(key)
-        self.plan.add_edit(
-            NodeEdit(
-                self.rule_id, node, fn, message, exclusive, drops, cst_type, collapse
-            )
-        )
+        self.plan.add_edit(NodeEdit(self.rule_id, node, fn, message, exclusive, drops, cst_type, collapse))
         if counted:
             line, col = self.position(node)
             self.findings.append(Finding(self.rule_id, "rewrite", line, message, col))
         return True
 
-    def rename_keyword(
-        self, kw: ast.keyword, new: str, message: str | None = None
-    ) -> bool:
+    def rename_keyword(self, kw: ast.keyword, new: str, message: str | None = None) -> bool:
         return self.edit(
             kw,
             lambda a: a.with_changes(keyword=cst.Name(new)),
             message or f"{kw.arg}= -> {new}=",
         )
 
-    def rename_attribute(
-        self, node: ast.Attribute, new: str, message: str | None = None
-    ) -> bool:
+    def rename_attribute(self, node: ast.Attribute, new: str, message: str | None = None) -> bool:
         return self.edit(
             node,
             lambda a: a.with_changes(attr=cst.Name(new)),
             message or f".{node.attr} -> .{new}",
         )
 
-    def rename_string(
-        self, node: ast.Constant, old: str, new: str, message: str | None = None
-    ) -> bool:
+    def rename_string(self, node: ast.Constant, old: str, new: str, message: str | None = None) -> bool:
         """A string literal whose value is `old` -> `new`, quotes and prefix kept."""
 
         def fn(s):
@@ -315,9 +290,7 @@ class FileContext:
                 return s.with_changes(value=s.value.replace(old, new, 1))
             return s
 
-        return self.edit(
-            node, fn, message or f'"{old}" -> "{new}"', cst_type=cst.SimpleString
-        )
+        return self.edit(node, fn, message or f'"{old}" -> "{new}"', cst_type=cst.SimpleString)
 
     def todo(self, node: ast.AST, why: str, *shorter: str) -> None:
         """A `# TODO(compat): <why>; see MIGRATION.md#<anchor>` line above the statement holding `node` (once).
@@ -336,14 +309,10 @@ class FileContext:
         self._todos.add(key)
         line, col = self.position(node)
         if self._todo_present(stmt, text):
-            self.findings.append(
-                Finding(self.rule_id, "diagnostic", line, text[len(TODO_PREFIX) :], col)
-            )
+            self.findings.append(Finding(self.rule_id, "diagnostic", line, text[len(TODO_PREFIX) :], col))
             return
         self.plan.add_comment(Comment(self.rule_id, stmt, text))
-        self.findings.append(
-            Finding(self.rule_id, "todo", line, text[len(TODO_PREFIX) :], col)
-        )
+        self.findings.append(Finding(self.rule_id, "todo", line, text[len(TODO_PREFIX) :], col))
 
     def diagnose(self, node: ast.AST, message: str, *shorter: str) -> None:
         """Report a site this run leaves (`path:line:col: rule message`); a TODO comment with `--add-todos` (then
@@ -424,15 +393,7 @@ class FileContext:
             return stmt
 
     def _todo_present(self, stmt: ast.stmt, text: str) -> bool:
-        line = first_line(stmt) - 1
-        while line >= 1:
-            stripped = self.text.line(line).strip()
-            if not stripped.startswith("#"):
-                return False
-            if stripped == text:
-                return True
-            line -= 1
-        return False
+        return has_comment_above(self.text, stmt, text)
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,7 @@ REQUIREMENT_FILES = (
 )
 
 
-_REQ_LINE = re.compile(
-    r"""["']?\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*((?:[<>=!~]=?|===)[^"'#;\n]*)"""
-)
+_REQ_LINE = re.compile(r"""["']?\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*((?:[<>=!~]=?|===)[^"'#;\n]*)""")
 
 
 def _minimum(spec_text: str) -> Version | None:
@@ -54,9 +52,7 @@ def declared_minimums(text: str, packages: Iterable[str]) -> dict[str, Version]:
     return found
 
 
-def find_declared(
-    start: Path, packages: Sequence[str]
-) -> tuple[dict[str, Version], Path | None]:
+def find_declared(start: Path, packages: Sequence[str]) -> tuple[dict[str, Version], Path | None]:
     """The minimum versions declared in the nearest pyproject.toml / requirements file above `start`."""
     directory = start if start.is_dir() else start.parent
     directory = directory.resolve()
@@ -118,9 +114,7 @@ def resolve_targets(
     packages = sorted({p for r in rules for p, _ in r.requirements()} | set(explicit))
     targets: dict[str, str] = {}
     sources: dict[str, str] = {}
-    declared, declared_in = find_declared(
-        start, [p for p in packages if p not in explicit]
-    )
+    declared, declared_in = find_declared(start, [p for p in packages if p not in explicit])
     for package in packages:
         if package in explicit:
             targets[package], sources[package] = explicit[package], "--target"

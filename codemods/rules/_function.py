@@ -20,9 +20,10 @@ import libcst as cst
 
 from codemods import cstutil
 from codemods.edits import CstFn
-from codemods.rule import FileContext, Rule
+from codemods.rule import COMPAT_FLOOR_GATE, FileContext, Rule
 
 COMPAT = "compat"
+TRL_HELPER_MODULES = ("trl.models", "trl.models.utils", "trl.experimental.utils")  # where TRL 0.22-0.29 kept them
 
 
 def imports_module(package: str) -> re.Pattern[str]:
@@ -41,9 +42,7 @@ def bound_args(call: ast.Call, params: Sequence[str]) -> dict[str, int] | None:
     out: dict[str, int] = {}
     items = _in_order(call)
     for i, item in enumerate(items):
-        if isinstance(item, ast.Starred) or (
-            isinstance(item, ast.keyword) and item.arg is None
-        ):
+        if isinstance(item, ast.Starred) or (isinstance(item, ast.keyword) and item.arg is None):
             return None
         if isinstance(item, ast.keyword):
             if item.arg not in params or item.arg in out:
@@ -100,9 +99,7 @@ class FunctionRule(Rule):
                 continue  # `helper.__name__`: not a use of the function
             if isinstance(parent, ast.Call) and parent.func is node:
                 if kind == "ambiguous":
-                    ctx.todo(
-                        parent, "two objects share this name here; rewrite by hand"
-                    )
+                    ctx.todo(parent, "two objects share this name here; rewrite by hand")
                     continue
                 fn = self.rewrite_call(ctx, parent)
                 if fn is not None:
@@ -134,17 +131,8 @@ class FunctionRule(Rule):
                 for alias in node.names:
                     if f"{node.module}.{alias.name}" in old:
                         local_names.add(alias.asname or alias.name)
-        refs: list[ast.AST] = [
-            n
-            for name in local_names
-            for n in a.names.get(name, ())
-            if isinstance(n.ctx, ast.Load)
-        ]
-        refs += [
-            n
-            for n in a.attributes.get(self.old_name, ())
-            if isinstance(n.ctx, ast.Load)
-        ]
+        refs: list[ast.AST] = [n for name in local_names for n in a.names.get(name, ()) if isinstance(n.ctx, ast.Load)]
+        refs += [n for n in a.attributes.get(self.old_name, ()) if isinstance(n.ctx, ast.Load)]
         return sorted(refs, key=lambda n: (n.lineno, n.col_offset))
 
     def kind(self, node: ast.AST) -> str:
@@ -165,18 +153,14 @@ class FunctionRule(Rule):
         return "old" if len(hits) == len(found) else "ambiguous"
 
     # ------------------------------------------------------------------ helpers for subclasses
-    def compat_callee(
-        self, ctx: FileContext, node: ast.AST, name: str
-    ) -> cst.Attribute | None:
+    def compat_callee(self, ctx: FileContext, node: ast.AST, name: str) -> cst.Attribute | None:
         """`compat.<name>` (asking for `import compat`), or None with a TODO when `compat` is another object in this
         scope."""
         for b in ctx.analysis.resolve(COMPAT, ctx.analysis.scope_of(node)):
             plain = (
                 b.kind == "import"
                 and isinstance(b.statement, ast.Import)
-                and any(
-                    al.name == COMPAT and al.asname is None for al in b.statement.names
-                )
+                and any(al.name == COMPAT and al.asname is None for al in b.statement.names)
             )
             if not plain:
                 ctx.todo(node, f"`{COMPAT}` names another object here; rewrite by hand")
@@ -192,11 +176,7 @@ class FunctionRule(Rule):
 
         def wrapped(node):
             new = fn(node)
-            return (
-                cstutil.fit(line, old_code, new, indent)
-                if isinstance(new, cst.Call)
-                else new
-            )
+            return cstutil.fit(line, old_code, new, indent) if isinstance(new, cst.Call) else new
 
         return wrapped
 
@@ -211,3 +191,56 @@ class FunctionRule(Rule):
         """A use that is not a call (passed as a value, aliased). Default: leave it, with a TODO."""
         ctx.todo(node, "used as a value, not called: replace it by hand")
         return None
+
+
+class TrlHelperRule(FunctionRule):
+    """A TRL helper that `compat` replaces (the rewritten code needs the stack compat supports).
+
+    `new_name`: the compat function; `params`: the old signature; `arguments`: the new call's arguments, in order,
+    as (keyword or None for positional, the old parameter it takes its value from or None, the default when the old
+    call omits it or None to leave it out). Without `arguments`, the call keeps its arguments as they are."""
+
+    trigger_regex = imports_module("trl")
+    gates = (COMPAT_FLOOR_GATE,)
+    old_modules = TRL_HELPER_MODULES
+    new_name: ClassVar[str] = ""
+    params: ClassVar[tuple[str, ...]] = ("model",)
+    arguments: ClassVar[tuple[tuple[str | None, str | None, str | None], ...]] = ()
+
+    def rewrite_call(self, ctx: FileContext, call: ast.Call) -> CstFn | None:
+        bound = bound_args(call, self.params)
+        if bound is None or "model" not in bound:
+            ctx.todo(call, "arguments not mapped: rewrite this call by hand")
+            return None
+        callee = self.compat_callee(ctx, call, self.new_name)
+        if callee is None:
+            return None
+        self.notes(ctx, call)
+        if not self.arguments:
+            return lambda node: node.with_changes(func=callee)
+        spec = self.arguments
+
+        def fn(node: cst.Call) -> cst.Call:
+            args, inserted = [], set()
+            for keyword, old, default in spec:
+                if old is not None and old in bound:
+                    arg = node.args[bound[old]]
+                    args.append(cstutil.as_keyword(arg, keyword) if keyword else arg)
+                elif default is not None:
+                    inserted.add(len(args))
+                    args.append(cstutil.kwarg(keyword or "", cst.parse_expression(default)))
+            return node.with_changes(func=callee, args=cstutil.with_commas(args, node.args, frozenset(inserted)))
+
+        return self.fitted(ctx, call, fn)
+
+    def rewrite_reference(self, ctx: FileContext, node: ast.AST) -> CstFn | None:
+        if self.arguments:  # the signatures differ: a reference cannot simply point at the new function
+            return super().rewrite_reference(ctx, node)
+        callee = self.compat_callee(ctx, node, self.new_name)
+        if callee is None:
+            return None
+        self.notes(ctx, node)
+        return lambda _node: callee
+
+    def notes(self, ctx: FileContext, node: ast.AST) -> None:
+        """TODOs that go with every rewrite of this helper (none by default)."""

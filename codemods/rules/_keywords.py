@@ -26,12 +26,8 @@ from codemods.flows import (
 )
 from codemods.rule import FileContext
 
-INIT_KWARGS = re.compile(
-    r"^(?:\w+_)?model_init_kwargs$"
-)  # TRL's model_init_kwargs, ref_/teacher_model_init_kwargs
-IMPORTS_HF = re.compile(
-    r"^[ \t]*(?:from|import)[ \t]+(?:transformers|trl|peft)\b", re.M
-)
+INIT_KWARGS = re.compile(r"^(?:\w+_)?model_init_kwargs$")  # TRL's model_init_kwargs, ref_/teacher_model_init_kwargs
+IMPORTS_HF = re.compile(r"^[ \t]*(?:from|import)[ \t]+(?:transformers|trl|peft)\b", re.M)
 
 Sink = Callable[[ast.AST, ast.AST], "bool | None"]
 
@@ -69,17 +65,12 @@ def self_class_role(ctx: FileContext, recv: ast.AST) -> str | None:
         if not hf.is_loading_model_class(base):
             return None
         return "unknown" if info.method("from_pretrained") is not None else "load"
-    if (
-        all(b is not None and b.what in ("local", "foreign") for b in info.bases)
-        or not info.node.bases
-    ):
+    if all(b is not None and b.what in ("local", "foreign") for b in info.bases) or not info.node.bases:
         return None
     return "unknown"
 
 
-def loading_call(
-    ctx: FileContext, call: ast.Call, keywords: frozenset[str] = frozenset()
-) -> str | None:
+def loading_call(ctx: FileContext, call: ast.Call, keywords: frozenset[str] = frozenset()) -> str | None:
     """ "load" (a transformers loading call: from_pretrained/from_config/_from_config on a model class), "pipeline"
     (transformers.pipeline), "trl_config" (a TRL config class: its *model_init_kwargs keywords), "foreign" (another
     library's class), "unknown" (a from_pretrained-like call whose receiver we cannot type), None (none of these).
@@ -97,24 +88,15 @@ def loading_call(
                 return "load"
             if hf.is_hf(kind.qname):
                 return None
-            if (
-                kind.cls is None
-                and hf.looks_like_model_class(kind.qname)
-                and not _known_foreign(kind.qname)
-            ):
-                return (
-                    "unknown"  # `from somewhere_we_cannot_see import BloomForCausalLM`
-                )
+            if kind.cls is None and hf.looks_like_model_class(kind.qname) and not _known_foreign(kind.qname):
+                return "unknown"  # `from somewhere_we_cannot_see import BloomForCausalLM`
             return "foreign"
         if kind is not None and kind.what == "local":
             return None  # the user's own class with a from_pretrained of its own
         if kind is None:
             return "unknown"
         return "foreign"
-    if keywords and not any(
-        k.arg is None or k.arg in keywords or INIT_KWARGS.match(k.arg)
-        for k in call.keywords
-    ):
+    if keywords and not any(k.arg is None or k.arg in keywords or INIT_KWARGS.match(k.arg) for k in call.keywords):
         return None
     qname = ctx.kinds.ref_qname(func)
     if qname is None:
@@ -126,14 +108,71 @@ def loading_call(
     return None
 
 
+def loading_calls(ctx: FileContext, keywords: tuple[str, ...]) -> list[ast.Call]:
+    """The calls that pass one of `keywords`, a `**` dict, `model_kwargs=` or a TRL `*model_init_kwargs=`, in
+    source order: the candidates of the loading rules."""
+    a = ctx.analysis
+    calls: dict[int, ast.Call] = {}
+    for name in keywords:
+        for kw in a.keywords.get(name, ()):
+            call = a.call_of_keyword(kw)
+            if call is not None:
+                calls[id(call)] = call
+    for call in a.calls:
+        if any(k.arg is None or k.arg == "model_kwargs" or INIT_KWARGS.match(k.arg) for k in call.keywords):
+            calls[id(call)] = call
+    return sorted(calls.values(), key=lambda c: (c.lineno, c.col_offset))
+
+
+def init_kwargs_assignments(ctx: FileContext) -> list[ast.Assign]:
+    """`args.model_init_kwargs = {...}` (and ref_/teacher_): a dict TRL hands to from_pretrained whole."""
+    a = ctx.analysis
+    out = []
+    for attr_name, nodes in a.attributes.items():
+        if not INIT_KWARGS.match(attr_name):
+            continue
+        for node in nodes:
+            parent = a.parent(node)
+            if isinstance(parent, ast.Assign) and node in parent.targets and is_init_kwargs_assign(parent):
+                out.append(parent)
+    return out
+
+
+def is_init_kwargs_assign(node: ast.AST) -> bool:
+    return isinstance(node, ast.Assign) and all(
+        isinstance(t, ast.Attribute) and INIT_KWARGS.match(t.attr) for t in node.targets
+    )
+
+
+def loading_sink(sink: Callable[[ast.Call], "str | None"], star_sinks: frozenset[str]) -> Sink:
+    """The `is_sink` test of a loading rule: `**d` into a call whose kind is in `star_sinks`; `model_kwargs=d` of a
+    pipeline; `*model_init_kwargs=d` of a TRL config; `args.model_init_kwargs = d`."""
+
+    def is_sink(use: ast.AST, container: ast.AST) -> bool | None:
+        if isinstance(use, ast.Assign):
+            return is_init_kwargs_assign(use)
+        if not isinstance(use, ast.keyword) or not isinstance(container, ast.Call):
+            return None
+        kind = sink(container)
+        if use.arg is None:
+            if kind in star_sinks:
+                return True
+            return False if kind in ("foreign", "unknown", "pipeline") else None
+        if kind == "pipeline" and use.arg == "model_kwargs":
+            return True
+        if kind == "trl_config" and INIT_KWARGS.match(use.arg):
+            return True
+        return None
+
+    return is_sink
+
+
 class Renamer:
     """Renames keys `renames` (old -> new) in calls and same-scope dict flows, for one rule.
 
     `is_sink(use, container)`: see codemods.flows (True: a sink; False: an escape; None: not sink-shaped)."""
 
-    def __init__(
-        self, ctx: FileContext, renames: Mapping[str, str], is_sink: Sink, label: str
-    ) -> None:
+    def __init__(self, ctx: FileContext, renames: Mapping[str, str], is_sink: Sink, label: str) -> None:
         self.ctx = ctx
         self.renames = dict(renames)
         self.keys = frozenset(renames)
@@ -176,11 +215,7 @@ class Renamer:
             return
         clash = any(self.renames[k] in flow.all_keys for k, _ in flow.key_nodes)
         if flow.escapes or clash or (not flow.visible and flow.reads):
-            where = (
-                "elsewhere"
-                if not flow.escapes
-                else f"to {short(describe(a, flow.escapes[0]), 28)}"
-            )
+            where = "elsewhere" if not flow.escapes else f"to {short(describe(a, flow.escapes[0]), 28)}"
             for key, use in flow.key_nodes:
                 self.ctx.diagnose(
                     use,
@@ -198,10 +233,7 @@ class Renamer:
             self.flow(value)
             return
         flow = DictFlow("<literal>")
-        if (
-            not literal_keys(flow, value, self.keys, self.ctx.analysis)
-            or not flow.key_defs
-        ):
+        if not literal_keys(flow, value, self.keys, self.ctx.analysis) or not flow.key_defs:
             return
         if any(self.renames[k] in flow.all_keys for k, _, _ in flow.key_defs):
             new = next(self.renames[k] for k, _, _ in flow.key_defs)
@@ -258,9 +290,7 @@ class Renamer:
     def rename_flow(self, flow: DictFlow) -> None:
         for key, node, _container in flow.key_defs:
             if isinstance(node, ast.keyword):
-                self.ctx.rename_keyword(
-                    node, self.renames[key], f"{key}= -> {self.renames[key]}= (dict)"
-                )
+                self.ctx.rename_keyword(node, self.renames[key], f"{key}= -> {self.renames[key]}= (dict)")
             else:
                 self.rename_string(node, key)
         for key, sub in flow.stores:

@@ -50,9 +50,7 @@ class PeftInt8Training(FunctionRule):
         self.ctx = ctx
         self.new_names = frozenset(f"{m}.{NEW}" for m in MODULES)
         rewritten: set[int] = set()  # ids of import bindings whose uses were rewritten
-        blocked: set[int] = (
-            set()
-        )  # ids of import bindings with a use left alone: their import stays
+        blocked: set[int] = set()  # ids of import bindings with a use left alone: their import stays
         for node in self.references(ctx):
             kind = self.kind(node)
             if kind == "none" or a.in_fstring(node):
@@ -62,9 +60,7 @@ class PeftInt8Training(FunctionRule):
             is_call = isinstance(parent, ast.Call) and parent.func is node
             if kind == "ambiguous":
                 if is_call:
-                    ctx.todo(
-                        parent, "two objects share this name here; rewrite by hand"
-                    )
+                    ctx.todo(parent, "two objects share this name here; rewrite by hand")
                 blocked.update(id(b) for b in bindings)
                 continue
             callee = self._new_callee(ctx, node, bindings, rewritten, blocked)
@@ -90,10 +86,7 @@ class PeftInt8Training(FunctionRule):
             return "old" if star is not None and f"{star}.{node.id}" in old else "none"  # type: ignore[attr-defined]
         if not any(b.kind == "import" and b.qname in old for b in found):
             return "none"
-        ok = all(
-            b.kind == "import" and (b.qname in old or b.qname in self.new_names)
-            for b in found
-        )
+        ok = all(b.kind == "import" and (b.qname in old or b.qname in self.new_names) for b in found)
         return "old" if ok else "ambiguous"
 
     def _new_callee(self, ctx, node, bindings, rewritten, blocked):
@@ -114,9 +107,7 @@ class PeftInt8Training(FunctionRule):
         positional = [x for x in call.args if not isinstance(x, ast.Starred)]
         second = positional[1] if len(positional) > 1 else None
         if second is not None and string_value(second) is not None:
-            params = _OLD_PARAMS + (
-                "gradient_checkpointing_kwargs",
-            )  # peft 0.2's positional order
+            params = _OLD_PARAMS + ("gradient_checkpointing_kwargs",)  # peft 0.2's positional order
         else:
             params = _NEW_PARAMS + _DROPPED
         bound = bound_args(call, params)
@@ -143,9 +134,7 @@ class PeftInt8Training(FunctionRule):
                         after_drop = True
                         continue
                     if arg.keyword is None and after_drop:
-                        arg = as_keyword(
-                            arg, names[i]
-                        )  # a positional after a dropped one
+                        arg = as_keyword(arg, names[i])  # a positional after a dropped one
                     kept.append(arg)
                 new = new.with_changes(args=with_commas(kept, new.args))
             return new
@@ -153,16 +142,10 @@ class PeftInt8Training(FunctionRule):
         return fn
 
     # ------------------------------------------------------------------ imports, renamed in place
-    def _imports(
-        self, ctx: FileContext, rewritten: set[int], blocked: set[int]
-    ) -> None:
+    def _imports(self, ctx: FileContext, rewritten: set[int], blocked: set[int]) -> None:
         a = ctx.analysis
         for stmt in a.imports:
-            if (
-                not isinstance(stmt, ast.ImportFrom)
-                or stmt.level
-                or stmt.module not in MODULES
-            ):
+            if not isinstance(stmt, ast.ImportFrom) or stmt.level or stmt.module not in MODULES:
                 continue
             if any(al.name == "*" for al in stmt.names):
                 continue
@@ -175,9 +158,7 @@ class PeftInt8Training(FunctionRule):
                 rename = False
                 if alias.name == OLD and alias.asname == NEW:
                     rename, alias_rewrite = True, True
-                elif used and (
-                    alias.name == OLD or (alias.name == NEW and alias.asname == OLD)
-                ):
+                elif used and (alias.name == OLD or (alias.name == NEW and alias.asname == OLD)):
                     rename = True
                 if rename:
                     actions[i] = "drop" if have_new else "rename"
@@ -190,9 +171,7 @@ class PeftInt8Training(FunctionRule):
                 continue
             fn = _renamed_imports(actions)
             if alias_rewrite:
-                ctx.edit(
-                    stmt, fn, f"import {OLD} as {NEW} -> import {NEW}", collapse=True
-                )
+                ctx.edit(stmt, fn, f"import {OLD} as {NEW} -> import {NEW}", collapse=True)
             else:
                 ctx.edit(stmt, fn, "import renamed", collapse=True, counted=False)
 

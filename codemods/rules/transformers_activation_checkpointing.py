@@ -85,19 +85,11 @@ class TransformersActivationCheckpointing(Rule):
         way), "no" (self/cls/super(), a known non-model) or "ambiguous" (unknown)."""
         if isinstance(recv, ast.Name) and recv.id in ("self", "cls"):
             return "no"
-        if (
-            isinstance(recv, ast.Call)
-            and isinstance(recv.func, ast.Name)
-            and recv.func.id == "super"
-        ):
+        if isinstance(recv, ast.Call) and isinstance(recv.func, ast.Name) and recv.func.id == "super":
             return "no"
         kind = self.ctx.kinds.kind_of(recv)
         if kind is not None:
-            if (
-                kind.what == "model"
-                and kind.old_override
-                and name == "gradient_checkpointing_enable"
-            ):
+            if kind.what == "model" and kind.old_override and name == "gradient_checkpointing_enable":
                 return "override"
             return "yes" if kind.what == "model" else "no"
         return "ambiguous"
@@ -118,10 +110,7 @@ class TransformersActivationCheckpointing(Rule):
         if verdict == "yes":
             ctx.rename_attribute(func, METHODS[old], f"{old} -> {METHODS[old]}")
             kw = keyword(call, "gradient_checkpointing_kwargs")
-            if (
-                kw is not None
-                and keyword(call, "activation_checkpointing_kwargs") is None
-            ):
+            if kw is not None and keyword(call, "activation_checkpointing_kwargs") is None:
                 ctx.rename_keyword(kw, "activation_checkpointing_kwargs")
         elif verdict == "override":
             ctx.todo(call, "its class's override lacks **kwargs; add them")
@@ -144,11 +133,7 @@ class TransformersActivationCheckpointing(Rule):
         if hf.is_training_args_class(kind.qname):
             self.renamer.keywords(call)
             self.renamer.stars(call)
-        elif (
-            kind.qname == "dataclasses.replace"
-            and call.args
-            and self.args_receiver(call.args[0])
-        ):
+        elif kind.qname == "dataclasses.replace" and call.args and self.args_receiver(call.args[0]):
             self.renamer.keywords(call)
 
     def plan_property(self, node: ast.Attribute) -> None:
@@ -183,17 +168,9 @@ class TransformersActivationCheckpointing(Rule):
                 )
 
     def is_sink(self, use: ast.AST, container: ast.AST) -> bool | None:
-        if (
-            isinstance(use, ast.keyword)
-            and use.arg is None
-            and isinstance(container, ast.Call)
-        ):
+        if isinstance(use, ast.keyword) and use.arg is None and isinstance(container, ast.Call):
             kind = self.ctx.kinds.kind_of(container.func)
-            if (
-                kind is not None
-                and kind.what == "ref"
-                and hf.is_training_args_class(kind.qname)
-            ):
+            if kind is not None and kind.what == "ref" and hf.is_training_args_class(kind.qname):
                 return True
         return None
 
@@ -210,9 +187,7 @@ def _actionable_shape(source: str) -> bool:
     for m in _NAME.finditer(source):
         start, end = m.start(), m.end()
         is_prop = source.startswith("is_", start - 3)
-        before = source[
-            start - 4 if is_prop else start - 1 : start - 3 if is_prop else start
-        ]
+        before = source[start - 4 if is_prop else start - 1 : start - 3 if is_prop else start]
         name = m.group()
         if name.endswith(("_enable", "_disable")) or is_prop:
             if before == ".":
@@ -220,8 +195,7 @@ def _actionable_shape(source: str) -> bool:
             continue
         if before == ".":
             if not source.startswith("self", start - 5 if start >= 5 else 0) or (
-                start >= 6
-                and (source[start - 6].isalnum() or source[start - 6] in "_.")
+                start >= 6 and (source[start - 6].isalnum() or source[start - 6] in "_.")
             ):
                 return True
             continue

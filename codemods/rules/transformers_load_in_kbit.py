@@ -34,7 +34,14 @@ from codemods.analysis import string_value
 from codemods.cstutil import NO_SPACE
 from codemods.flows import describe, dict_flow, is_dict_call
 from codemods.rule import FileContext, Rule
-from codemods.rules._keywords import INIT_KWARGS, keyword, loading_call
+from codemods.rules._keywords import (
+    INIT_KWARGS,
+    init_kwargs_assignments,
+    keyword,
+    loading_call,
+    loading_calls,
+    loading_sink,
+)
 
 FLAGS = ("load_in_4bit", "load_in_8bit")
 BNB_KWARGS = (
@@ -73,18 +80,12 @@ def _simple(node: ast.AST) -> bool:
     if isinstance(node, ast.Attribute):
         return _simple(node.value)
     if isinstance(node, ast.Subscript):
-        return (
-            _simple(node.value)
-            and isinstance(node.slice, ast.Constant)
-            and isinstance(node.slice.value, (str, int))
-        )
+        return _simple(node.value) and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, (str, int))
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
         return _simple(node.operand)
     if isinstance(node, ast.Compare):
         return _simple(node.left) and all(
-            _simple(c)
-            or (isinstance(c, ast.Constant) and isinstance(c.value, (str, int)))
-            for c in node.comparators
+            _simple(c) or (isinstance(c, ast.Constant) and isinstance(c.value, (str, int))) for c in node.comparators
         )
     return False
 
@@ -109,70 +110,24 @@ class TransformersLoadInKbit(Rule):
     id = "transformers-load-in-kbit"
     summary = "from_pretrained(load_in_4bit=/load_in_8bit=) -> quantization_config=BitsAndBytesConfig(...)"
     triggers = ("load_in_",)
-    trigger_regex = re.compile(
-        r"\bload_in_[48]bit[ \t]*=(?!=)|[\"']load_in_[48]bit[\"']"
-    )
+    trigger_regex = re.compile(r"\bload_in_[48]bit[ \t]*=(?!=)|[\"']load_in_[48]bit[\"']")
     gates = ("bnb_quantization_config",)
 
     def check(self, ctx: FileContext) -> None:
-        a = ctx.analysis
         self.ctx = ctx
         self._flows_done: set[tuple[int, str]] = set()
         self._local_imports: set[int] = set()
-        calls: dict[int, ast.Call] = {}
-        for flag in FLAGS:
-            for kw in a.keywords.get(flag, ()):
-                call = a.call_of_keyword(kw)
-                if call is not None:
-                    calls[id(call)] = call
-        for call in a.calls:
-            if any(
-                k.arg is None or k.arg == "model_kwargs" or INIT_KWARGS.match(k.arg)
-                for k in call.keywords
-            ):
-                calls[id(call)] = call
-        for call in sorted(calls.values(), key=lambda c: (c.lineno, c.col_offset)):
+        self.is_sink = loading_sink(self.sink, frozenset({"load"}))
+        for call in loading_calls(ctx, FLAGS):
             self.plan_call(call)
-        for attr_name, nodes in a.attributes.items():
-            if INIT_KWARGS.match(attr_name):
-                for node in nodes:
-                    parent = a.parent(node)
-                    if isinstance(parent, ast.Assign) and node in parent.targets:
-                        if all(
-                            isinstance(t, ast.Attribute) and INIT_KWARGS.match(t.attr)
-                            for t in parent.targets
-                        ):
-                            self.plan_dict_value(parent.value, parent)
+        for assign in init_kwargs_assignments(ctx):
+            self.plan_dict_value(assign.value, assign)
 
-    # ------------------------------------------------------------------ classification
     def sink(self, call: ast.Call) -> str | None:
         func = call.func
-        if (
-            isinstance(func, ast.Attribute)
-            and func.attr in hf.LOAD_METHODS
-            and func.attr != "from_pretrained"
-        ):
+        if isinstance(func, ast.Attribute) and func.attr in hf.LOAD_METHODS and func.attr != "from_pretrained":
             return None
         return loading_call(self.ctx, call, KEYWORDS)
-
-    def is_sink(self, use: ast.AST, container: ast.AST) -> bool | None:
-        if isinstance(use, ast.Assign):
-            return all(
-                isinstance(t, ast.Attribute) and INIT_KWARGS.match(t.attr)
-                for t in use.targets
-            )
-        if not isinstance(use, ast.keyword) or not isinstance(container, ast.Call):
-            return None
-        kind = self.sink(container)
-        if use.arg is None:
-            if kind == "load":
-                return True
-            return False if kind in ("foreign", "unknown", "pipeline") else None
-        if kind == "pipeline" and use.arg == "model_kwargs":
-            return True
-        if kind == "trl_config" and INIT_KWARGS.match(use.arg):
-            return True
-        return None
 
     # ------------------------------------------------------------------ plan
     def plan_call(self, call: ast.Call) -> None:
@@ -242,19 +197,13 @@ class TransformersLoadInKbit(Rule):
                 if truth is not None:
                     said_truth = _truth(said.value) if said is not None else False
                     if truth != said_truth:
-                        raise _Todo(
-                            f"{key}= differs from the quantization_config; keep one"
-                        )
+                        raise _Todo(f"{key}= differs from the quantization_config; keep one")
                 elif said is None or a.text(said.value) != a.text(value):
-                    raise _Todo(
-                        f"{key}= differs from the quantization_config; keep one"
-                    )
+                    raise _Todo(f"{key}= differs from the quantization_config; keep one")
             for _, key, value in group.bnbs:
                 said = keyword(config, key)
                 if said is None or a.text(said.value) != a.text(value):
-                    raise _Todo(
-                        "bnb options beside quantization_config: move them there"
-                    )
+                    raise _Todo("bnb options beside quantization_config: move them there")
             drop |= {i for i, _, _ in group.flags}
             return (
                 lambda updated: _rebuild(updated, drop, None, None),
@@ -265,9 +214,7 @@ class TransformersLoadInKbit(Rule):
         kept = [(i, key, value, t) for i, key, value, t in truths if t is not False]
         if not kept:
             if group.bnbs:
-                raise _Todo(
-                    "bnb options with load_in_kbit=False: drop them or quantize"
-                )
+                raise _Todo("bnb options with load_in_kbit=False: drop them or quantize")
             drop |= {i for i, _, _, _ in truths}
             return (
                 lambda updated: _rebuild(updated, drop, None, None),
@@ -288,23 +235,13 @@ class TransformersLoadInKbit(Rule):
         dyn_indices = [i for i, _, _, t in kept if t is None] if conditional else []
         multiline = len(kept_keys) + len(bnb_keys) > 1
 
-        def build(
-            values: list[cst.BaseExpression | None], layout
-        ) -> cst.BaseExpression:
-            args = [
-                cst.Arg(keyword=cst.Name(key), value=values[i], equal=NO_SPACE)
-                for i, key in kept_keys + bnb_keys
-            ]
+        def build(values: list[cst.BaseExpression | None], layout) -> cst.BaseExpression:
+            args = [cst.Arg(keyword=cst.Name(key), value=values[i], equal=NO_SPACE) for i, key in kept_keys + bnb_keys]
             call = cst.Call(func=cst.parse_expression(name), args=args)
             if layout is not None:
                 inner, outer = layout
-                args = [
-                    x.with_changes(comma=cst.Comma(whitespace_after=inner))
-                    for x in args[:-1]
-                ]
-                args.append(
-                    call.args[-1].with_changes(comma=cst.Comma(whitespace_after=outer))
-                )
+                args = [x.with_changes(comma=cst.Comma(whitespace_after=inner)) for x in args[:-1]]
+                args.append(call.args[-1].with_changes(comma=cst.Comma(whitespace_after=outer)))
                 call = call.with_changes(args=args, whitespace_before_args=inner)
             if not dyn_indices:
                 return call
@@ -336,11 +273,7 @@ class TransformersLoadInKbit(Rule):
             value = found[0].value
         if isinstance(value, ast.Call):
             qname = self.ctx.kinds.ref_qname(value.func)
-            if (
-                qname is not None
-                and hf.root(qname) == "transformers"
-                and hf.last(qname) == BNB
-            ):
+            if qname is not None and hf.root(qname) == "transformers" and hf.last(qname) == BNB:
                 if not value.args and all(k.arg is not None for k in value.keywords):
                     return value
         return None
@@ -358,38 +291,22 @@ class TransformersLoadInKbit(Rule):
         scope = ctx.analysis.scope_of(node)
         if stmt is None or id(scope) in self._local_imports:
             return
-        self._local_imports.add(
-            id(scope)
-        )  # one local import per function, above its first use
+        self._local_imports.add(id(scope))  # one local import per function, above its first use
         ctx.add_import("transformers", BNB, at=stmt)
 
     def top_level_hf_import(self) -> bool:
         for stmt in self.ctx.analysis.tree.body:
-            if isinstance(stmt, ast.Import) and any(
-                hf.is_hf(al.name) for al in stmt.names
-            ):
+            if isinstance(stmt, ast.Import) and any(hf.is_hf(al.name) for al in stmt.names):
                 return True
-            if (
-                isinstance(stmt, ast.ImportFrom)
-                and not stmt.level
-                and stmt.module
-                and hf.is_hf(stmt.module)
-            ):
+            if isinstance(stmt, ast.ImportFrom) and not stmt.level and stmt.module and hf.is_hf(stmt.module):
                 return True
         return False
 
     def any_hf_import(self) -> bool:
         for stmt in self.ctx.analysis.imports:
-            if isinstance(stmt, ast.Import) and any(
-                hf.is_hf(al.name) for al in stmt.names
-            ):
+            if isinstance(stmt, ast.Import) and any(hf.is_hf(al.name) for al in stmt.names):
                 return True
-            if (
-                isinstance(stmt, ast.ImportFrom)
-                and not stmt.level
-                and stmt.module
-                and hf.is_hf(stmt.module)
-            ):
+            if isinstance(stmt, ast.ImportFrom) and not stmt.level and stmt.module and hf.is_hf(stmt.module):
                 return True
         return False
 
@@ -495,9 +412,7 @@ class TransformersLoadInKbit(Rule):
             new_sub = s.with_changes(
                 slice=[
                     s.slice[0].with_changes(
-                        slice=cst.Index(
-                            string.with_changes(value=string.value.replace(key, QC, 1))
-                        )
+                        slice=cst.Index(string.with_changes(value=string.value.replace(key, QC, 1)))
                     )
                 ]
             )
@@ -506,11 +421,7 @@ class TransformersLoadInKbit(Rule):
             else:
                 call = cst.Call(
                     func=cst.parse_expression(name),
-                    args=[
-                        cst.Arg(
-                            keyword=cst.Name(key), value=updated.value, equal=NO_SPACE
-                        )
-                    ],
+                    args=[cst.Arg(keyword=cst.Name(key), value=updated.value, equal=NO_SPACE)],
                 )
                 new_value = (
                     call
@@ -521,9 +432,7 @@ class TransformersLoadInKbit(Rule):
                         orelse=cst.Name("None"),
                     )
                 )
-            return updated.with_changes(
-                targets=[tgt.with_changes(target=new_sub)], value=new_value
-            )
+            return updated.with_changes(targets=[tgt.with_changes(target=new_sub)], value=new_value)
 
         if ctx.edit(assign, fn, f'd["{key}"] -> d["{QC}"] = BitsAndBytesConfig(...)'):
             if truth is not False and name == BNB and not self.bnb_bound(assign):
@@ -542,14 +451,10 @@ def _layout(container: cst.CSTNode, first: int):
     per line, one level deeper (inner), and its closing parenthesis back at the item's indentation (outer)."""
     if isinstance(container, cst.Call):
         elems = list(container.args)
-        before = (
-            container.whitespace_before_args if first == 0 else elems[first - 1].comma
-        )
+        before = container.whitespace_before_args if first == 0 else elems[first - 1].comma
     elif isinstance(container, cst.Dict):
         elems = list(container.elements)
-        before = (
-            container.lbrace.whitespace_after if first == 0 else elems[first - 1].comma
-        )
+        before = container.lbrace.whitespace_after if first == 0 else elems[first - 1].comma
     else:
         return None
     ws = before.whitespace_after if isinstance(before, cst.Comma) else before
@@ -561,15 +466,11 @@ def _layout(container: cst.CSTNode, first: int):
         indent=ws.indent,
         last_line=cst.SimpleWhitespace(ws.last_line.value + "    "),
     )
-    outer = cst.ParenthesizedWhitespace(
-        first_line=newline, indent=ws.indent, last_line=ws.last_line
-    )
+    outer = cst.ParenthesizedWhitespace(first_line=newline, indent=ws.indent, last_line=ws.last_line)
     return inner, outer
 
 
-def _rebuild(
-    updated: cst.CSTNode, drop: set[int], first: int | None, build
-) -> cst.CSTNode:
+def _rebuild(updated: cst.CSTNode, drop: set[int], first: int | None, build) -> cst.CSTNode:
     """Drop the items at `drop`; replace the item at `first` by `quantization_config=<build(values)>`."""
     if isinstance(updated, cst.Call):
         elems = list(updated.args)
@@ -586,9 +487,7 @@ def _rebuild(
             if isinstance(item, cst.Arg):
                 item = item.with_changes(keyword=cst.Name(QC), value=value)
             else:
-                item = item.with_changes(
-                    key=item.key.with_changes(value=_requote(item.key, QC)), value=value
-                )
+                item = item.with_changes(key=item.key.with_changes(value=_requote(item.key, QC)), value=value)
         out.append(item)
     if elems and (len(elems) - 1) in drop and out:
         out[-1] = out[-1].with_changes(comma=elems[-1].comma)

@@ -21,7 +21,15 @@ import re
 
 from codemods.analysis import string_value
 from codemods.rule import FileContext, Rule
-from codemods.rules._keywords import INIT_KWARGS, Renamer, keyword, loading_call
+from codemods.rules._keywords import (
+    INIT_KWARGS,
+    Renamer,
+    init_kwargs_assignments,
+    keyword,
+    loading_call,
+    loading_calls,
+    loading_sink,
+)
 
 OLD, NEW = "torch_dtype", "dtype"
 KEYWORDS = frozenset({OLD, "model_kwargs"})
@@ -29,51 +37,24 @@ KEYWORDS = frozenset({OLD, "model_kwargs"})
 
 class TransformersTorchDtype(Rule):
     id = "transformers-torch-dtype"
-    summary = "torch_dtype= -> dtype= in from_pretrained/from_config/pipeline/TRL model_init_kwargs (and same-scope dicts)"
+    summary = (
+        "torch_dtype= -> dtype= in from_pretrained/from_config/pipeline/TRL model_init_kwargs (and same-scope dicts)"
+    )
     triggers = ("torch_dtype",)
     trigger_regex = re.compile(r"\btorch_dtype[ \t]*=(?!=)|[\"']torch_dtype[\"']")
     gates = ("dtype_kwarg",)
 
     def check(self, ctx: FileContext) -> None:
-        a = ctx.analysis
         self.ctx = ctx
-        self.renamer = Renamer(ctx, {OLD: NEW}, self.is_sink, '"torch_dtype"')
-        calls: dict[int, ast.Call] = {}
-        for kw in a.keywords.get(OLD, ()):
-            call = a.call_of_keyword(kw)
-            if call is not None:
-                calls[id(call)] = call
-        for call in a.calls:
-            if any(
-                k.arg is None or k.arg == "model_kwargs" or INIT_KWARGS.match(k.arg)
-                for k in call.keywords
-            ):
-                calls[id(call)] = call
-        for call in sorted(calls.values(), key=lambda c: (c.lineno, c.col_offset)):
+        self.sink = lambda call: loading_call(ctx, call, KEYWORDS)
+        self.renamer = Renamer(
+            ctx, {OLD: NEW}, loading_sink(self.sink, frozenset({"load", "pipeline"})), '"torch_dtype"'
+        )
+        for call in loading_calls(ctx, (OLD,)):
             self.plan_call(call)
-        self.plan_init_kwargs_attributes()
-
-    def sink(self, call: ast.Call) -> str | None:
-        return loading_call(self.ctx, call, KEYWORDS)
-
-    def is_sink(self, use: ast.AST, container: ast.AST) -> bool | None:
-        if isinstance(use, ast.Assign):
-            return all(
-                isinstance(t, ast.Attribute) and INIT_KWARGS.match(t.attr)
-                for t in use.targets
-            )
-        if not isinstance(use, ast.keyword) or not isinstance(container, ast.Call):
-            return None
-        kind = self.sink(container)
-        if use.arg is None:
-            if kind in ("load", "pipeline"):
-                return True
-            return False if kind in ("foreign", "unknown") else None
-        if kind == "pipeline" and use.arg == "model_kwargs":
-            return True
-        if kind == "trl_config" and INIT_KWARGS.match(use.arg):
-            return True
-        return None
+        for assign in init_kwargs_assignments(ctx):
+            self.renamer.dict_value(assign.value, assign)
+        self.plan_init_kwargs_keys()
 
     def plan_call(self, call: ast.Call) -> None:
         ctx = self.ctx
@@ -92,12 +73,10 @@ class TransformersTorchDtype(Rule):
                 if kw.arg is not None and INIT_KWARGS.match(kw.arg):
                     self.renamer.dict_value(kw.value, call)
         elif kind == "unknown" and keyword(call, OLD) is not None:
-            ctx.diagnose(
-                call, "unknown receiver: if a transformers class, write dtype="
-            )
+            ctx.diagnose(call, "unknown receiver: if a transformers class, write dtype=")
 
-    def plan_init_kwargs_attributes(self) -> None:
-        """`args.model_init_kwargs = {...}` and `args.model_init_kwargs["torch_dtype"] = ...`."""
+    def plan_init_kwargs_keys(self) -> None:
+        """`args.model_init_kwargs["torch_dtype"] = ...` (and its reads)."""
         ctx, a = self.ctx, self.ctx.analysis
         stores: dict[str, list[ast.Constant]] = {}
         reads: set[str] = set()
@@ -107,16 +86,9 @@ class TransformersTorchDtype(Rule):
             for node in nodes:
                 parent = a.parent(node)
                 if isinstance(parent, ast.Assign) and node in parent.targets:
-                    if all(
-                        isinstance(t, ast.Attribute) and INIT_KWARGS.match(t.attr)
-                        for t in parent.targets
-                    ):
+                    if all(isinstance(t, ast.Attribute) and INIT_KWARGS.match(t.attr) for t in parent.targets):
                         self.renamer.dict_value(parent.value, parent)
-                elif (
-                    isinstance(parent, ast.Subscript)
-                    and parent.value is node
-                    and string_value(parent.slice) == OLD
-                ):
+                elif isinstance(parent, ast.Subscript) and parent.value is node and string_value(parent.slice) == OLD:
                     text = a.text(node)
                     if isinstance(parent.ctx, ast.Store):
                         stores.setdefault(text, []).append(parent.slice)  # type: ignore[arg-type]

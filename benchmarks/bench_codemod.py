@@ -126,8 +126,13 @@ def command(tool: str, corpus: Corpus, scratch: Path, targets: list[str]) -> lis
     raise ValueError(tool)
 
 
+def failed(rc: int) -> bool:
+    """Ours' exit codes: 0 nothing to do, 1 would change, 3 sites to review; 2 a file failed (or a usage error)."""
+    return rc == 2 or rc < 0
+
+
 def measure(argv: list[str]) -> tuple[float, float, int, str]:
-    """(wall s, CPU s of the child, exit code, last line of stderr) of one process."""
+    """(wall s, CPU s of the child, exit code, the first stderr line about a failure, else the last) of one run."""
     env = dict(os.environ, RAYON_NUM_THREADS="1")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
@@ -136,7 +141,8 @@ def measure(argv: list[str]) -> tuple[float, float, int, str]:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-    return wall, cpu, proc.returncode, err[-1] if err else ""
+    about = [line for line in err if "fail" in line or "error" in line.lower()] or err[-1:]
+    return wall, cpu, proc.returncode, about[0].strip() if about else ""
 
 
 def engine_runner():
@@ -195,7 +201,7 @@ def bench(corpora: list[tuple[str, Corpus]], tools: list[str], repeat: int) -> d
                     runs.wall.append(wall)
                     runs.cpu.append(cpu)
                     runs.rcs.add(rc)
-                    if tool == "ours" and rc not in (0, 1):
+                    if tool == "ours" and failed(rc):
                         runs.note = f"exit {rc}: {last}"
                     progress = f"{label:<14} {tool:<13} run {r + 1}/{repeat} {wall:8.2f}s wall {cpu:8.2f}s CPU"
                     print(f"  {progress}  rc={rc}", file=sys.stderr)
@@ -218,8 +224,8 @@ def table(corpora: list[tuple[str, Corpus]], tools: list[str], results: dict[tup
     notes: list[str] = []
     for label, corpus in corpora:
         ours = results.get((label, "ours"))
-        # exit 2: some file failed, so the run did not do the work the others did: no goal can be judged on it
-        ours_ok = ours is not None and bool(ours.wall) and ours.rcs <= {0, 1}
+        # a file failed: that run did not do the work the others did, so no goal can be judged on it
+        ours_ok = ours is not None and bool(ours.wall) and not any(failed(rc) for rc in ours.rcs)
         kind = "trigger" if label.endswith("trigger") else "full"
         for tool in tools:
             runs = results[(label, tool)]

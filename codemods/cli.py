@@ -337,7 +337,8 @@ def _site_lines(result: FileResult) -> list[str]:
     out = []
     for f in result.review:
         note = " (TODO comment added)" if f["kind"] == "todo" else ""
-        out.append(f"{result.path}:{f['line']}:{f['col']}: {f['rule']} {f['message']}{note}")
+        cell = f"cell {f['cell']}:" if "cell" in f else ""
+        out.append(f"{result.path}:{cell}{f['line']}:{f['col']}: {f['rule']} {f['message']}{note}")
     return out
 
 

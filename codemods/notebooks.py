@@ -8,11 +8,13 @@ changed, in the file's own indentation.
 from __future__ import annotations
 
 import ast
+import bisect
 import json
 import re
+from dataclasses import replace
 
 from codemods.engine import Result, transform
-from codemods.rule import Settings
+from codemods.rule import Finding, Settings
 
 __all__ = ["transform_notebook"]
 
@@ -59,6 +61,20 @@ def _cell_code(code: str) -> tuple[str, list[str]] | None:
     return masked, originals
 
 
+def _in_cells(findings: list[Finding], joined: str, cell_indexes: list[int]) -> list[Finding]:
+    """Positions in the joined module -> (cell number, 1-based in the notebook; line within that cell)."""
+    starts = [m.start() for m in _CELL_SPLIT.finditer(joined)]
+    first_lines = [joined.count("\n", 0, start) + 2 for start in starts]  # the line after each mark
+    out = []
+    for f in findings:
+        k = bisect.bisect_right(first_lines, f.line) - 1
+        if k < 0:
+            out.append(f)
+            continue
+        out.append(replace(f, line=f.line - first_lines[k] + 1, cell=cell_indexes[k] + 1))
+    return out
+
+
 def transform_notebook(text: str, settings: Settings, filename: str, project=None) -> Result:
     """Rewrite the code cells of notebook JSON `text` (see the module docstring)."""
     try:
@@ -86,6 +102,7 @@ def transform_notebook(text: str, settings: Settings, filename: str, project=Non
         _CELL_MARK.format(k) + code + ("" if code.endswith("\n") else "\n") for k, (_, code, _, _) in enumerate(parts)
     )
     result = transform(joined, settings, filename=filename, project=project)
+    result.findings = _in_cells(result.findings, joined, [i for i, _, _, _ in parts])
     if result.error is not None or not result.changed:
         return Result(
             text,

@@ -86,6 +86,7 @@ class Finding:
     line: int  # 1-based line in the input; 0 when unknown
     message: str = ""
     col: int = 0  # 0-based column (characters) in the input
+    cell: int | None = None  # a notebook's code cell (1-based, counting every cell); `line` is then in that cell
 
 
 @functools.lru_cache(maxsize=None)

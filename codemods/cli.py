@@ -136,6 +136,7 @@ def process_source(
             "col": f.col,
             "message": f.message,
         }
+        | ({"cell": f.cell} if f.cell is not None else {})
         for f in result.findings
     ]
     if not result.changed or result.source == decoded.text:

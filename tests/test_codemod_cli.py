@@ -136,9 +136,7 @@ def test_list_rules(capsys):
 
 def test_select_and_skip(tmp_path, capsys):
     f = write(tmp_path / "a.py", OLD + TRL_OLD.replace("model = ", "m2 = "))
-    code, out, err = run(
-        ["--check", "--select", "trl-prepare-peft-model", str(f)], capsys
-    )
+    code, out, err = run(["--check", "--select", "trl-prepare-peft-model", str(f)], capsys)
     assert "trl-prepare-peft-model" in err and "peft-int8-training" not in err
     code, out, err = run(
         ["--diff", "--skip", "trl-prepare-peft-model,peft-int8-training", str(f)],
@@ -156,19 +154,12 @@ def test_report_json(tmp_path, capsys):
     assert code == 2
     data = json.loads(report.read_text())
     assert data["summary"]["scanned"] == 3
-    assert (
-        data["summary"]["changed"] == 1
-        and data["summary"]["failed"] == 1
-        and data["summary"]["prefiltered"] == 1
-    )
+    assert data["summary"]["changed"] == 1 and data["summary"]["failed"] == 1 and data["summary"]["prefiltered"] == 1
     assert data["summary"]["rules"]["peft-int8-training"]["rewrites"] == 1
     by_path = {Path(e["path"]).name: e for e in data["files"]}
     assert by_path["a.py"]["status"] == "changed"
     assert by_path["a.py"]["findings"][0]["line"] == 3
-    assert (
-        by_path["c.py"]["status"] == "failed"
-        and "parse error" in by_path["c.py"]["error"]
-    )
+    assert by_path["c.py"]["status"] == "failed" and "parse error" in by_path["c.py"]["error"]
     assert data["targets"]["peft"] == {"version": "0.21", "source": "--target"}
 
 
@@ -208,9 +199,7 @@ def test_crlf_preserved(tmp_path, capsys):
 def test_crlf_with_todo_comment(tmp_path, capsys):
     src = "from trl.trainer import peft_module_casting_to_bf16\r\n\r\npeft_module_casting_to_bf16(model)\r\n"
     f = write(tmp_path / "a.py", src.encode())
-    assert (
-        run([str(f)], capsys)[0] == 3
-    )  # rewritten, and a TODO comment left for review
+    assert run([str(f)], capsys)[0] == 3  # rewritten, and a TODO comment left for review
     data = f.read_bytes()
     assert b"# TODO(compat): " in data
     assert data.count(b"\n") == data.count(b"\r\n")
@@ -226,9 +215,7 @@ def test_latin1_cookie_preserved(tmp_path, capsys):
     src = "# -*- coding: latin-1 -*-\n# Gr\u00fc\u00dfe\n" + OLD
     f = write(tmp_path / "a.py", src.encode("latin-1"))
     assert run([str(f)], capsys)[0] == 0
-    assert f.read_bytes() == (
-        "# -*- coding: latin-1 -*-\n# Gr\u00fc\u00dfe\n" + NEW
-    ).encode("latin-1")
+    assert f.read_bytes() == ("# -*- coding: latin-1 -*-\n# Gr\u00fc\u00dfe\n" + NEW).encode("latin-1")
 
 
 def test_tabs_preserved(tmp_path, capsys):
@@ -239,9 +226,7 @@ def test_tabs_preserved(tmp_path, capsys):
 
 
 def test_undecodable_file_reported_and_run_continues(tmp_path, capsys):
-    bad = write(
-        tmp_path / "bad.py", b"x = '\xff\xfe' # prepare_model_for_int8_training\n"
-    )
+    bad = write(tmp_path / "bad.py", b"x = '\xff\xfe' # prepare_model_for_int8_training\n")
     good = write(tmp_path / "good.py", OLD)
     code, out, err = run([str(tmp_path)], capsys)
     assert code == 2
@@ -293,9 +278,7 @@ def test_interrupted_write_leaves_old_or_new(tmp_path, monkeypatch, capsys):
     f = write(tmp_path / "a.py", OLD)
 
     def boom(src, dst):
-        assert (
-            Path(src).read_bytes() == NEW.encode()
-        )  # the complete new content was written to the temp file
+        assert Path(src).read_bytes() == NEW.encode()  # the complete new content was written to the temp file
         raise OSError("simulated crash before rename")
 
     monkeypatch.setattr(cli.os, "replace", boom)
@@ -346,9 +329,7 @@ class _BreaksCode(Rule):
             # `f() = 1`: not Python
             ctx.edit(
                 target,
-                lambda n: n.with_changes(
-                    targets=[cst.AssignTarget(cst.Call(func=cst.Name("f")))]
-                ),
+                lambda n: n.with_changes(targets=[cst.AssignTarget(cst.Call(func=cst.Name("f")))]),
                 "x",
             )
 
@@ -384,10 +365,7 @@ def test_engine_prefilter_means_no_parse(monkeypatch):
 
 # ---------------------------------------------------------------------------------------------- parallel
 def test_jobs_2_same_as_jobs_1(tmp_path, capsys):
-    srcs = {
-        f"m{i}.py": (OLD if i % 3 == 0 else TRL_OLD if i % 3 == 1 else CLEAN)
-        for i in range(12)
-    }
+    srcs = {f"m{i}.py": (OLD if i % 3 == 0 else TRL_OLD if i % 3 == 1 else CLEAN) for i in range(12)}
     a, b = tmp_path / "a", tmp_path / "b"
     for name, src in srcs.items():
         write(a / name, src)
@@ -479,13 +457,11 @@ def test_target_default_installed_or_newest(tmp_path, capsys, monkeypatch):
 
 
 def test_declared_minimums_parsing():
-    text = '"peft>=0.12,<0.20"\n"transformers[torch]~=4.46.0"\n"trl"\n"bitsandbytes>=0.47; platform_system != \'Darwin\'"'
-    found = declared_minimums(text, ["peft", "transformers", "trl"])
-    assert (
-        str(found["peft"]) == "0.12"
-        and str(found["transformers"]) == "4.46.0"
-        and "trl" not in found
+    text = (
+        '"peft>=0.12,<0.20"\n"transformers[torch]~=4.46.0"\n"trl"\n"bitsandbytes>=0.47; platform_system != \'Darwin\'"'
     )
+    found = declared_minimums(text, ["peft", "transformers", "trl"])
+    assert str(found["peft"]) == "0.12" and str(found["transformers"]) == "4.46.0" and "trl" not in found
 
 
 # ---------------------------------------------------------------------------------------------- notebooks
@@ -515,10 +491,7 @@ def test_notebook_code_cells_rewritten_magics_kept(tmp_path, capsys):
     assert code == 0, err
     nb = json.loads(f.read_text())
     sources = ["".join(c["source"]) for c in nb["cells"]]
-    assert (
-        sources[0]
-        == "%pip install peft==0.9.0\n!nvidia-smi\nfrom peft import prepare_model_for_kbit_training"
-    )
+    assert sources[0] == "%pip install peft==0.9.0\n!nvidia-smi\nfrom peft import prepare_model_for_kbit_training"
     assert sources[1] == cells[1]  # cell magic untouched
     assert sources[2] == "model = prepare_model_for_kbit_training(model)\nmodel?"
     assert sources[4] == "prepare_model_for_int8_training(model)"  # markdown untouched
@@ -527,9 +500,7 @@ def test_notebook_code_cells_rewritten_magics_kept(tmp_path, capsys):
 
 
 def test_notebook_unchanged_is_byte_identical(tmp_path, capsys):
-    text = _notebook(
-        ["def prepare_model_for_int8_training(m):\n    return m"], indent=2
-    ).replace("\n", "\r\n")
+    text = _notebook(["def prepare_model_for_int8_training(m):\n    return m"], indent=2).replace("\n", "\r\n")
     f = write(tmp_path / "a.ipynb", text.encode())
     code, out, err = run([str(f)], capsys)
     assert code == 0
@@ -628,10 +599,7 @@ def test_realistic_script_all_rules_idempotent(tmp_path, capsys):
     assert "import compat\n" in once
     assert "model = compat.prepare_model(model, LoraConfig(r=16), args)" in once
     assert "compat.cast_trainable_params(model)  # keep norms in fp32" in once
-    assert (
-        "gradient_checkpointing=True" in once
-        and "prepare_model_for_kbit_training(model" in once
-    )
+    assert "gradient_checkpointing=True" in once and "prepare_model_for_kbit_training(model" in once
     for old in (
         "prepare_peft_model",
         "enable_gradient_checkpointing",
@@ -643,3 +611,60 @@ def test_realistic_script_all_rules_idempotent(tmp_path, capsys):
     assert once.count("# TODO(compat):") == 1
     code, out, err = run(["--check", str(f)], capsys)
     assert code == 0 and f.read_text() == once
+
+
+# ---------------------------------------------------------------------------------------------- sites left
+UNKNOWN = "import torch\nfrom transformers import AutoTokenizer\n\n\ndef load(cls, p):\n    return cls.from_pretrained(p, torch_dtype=torch.float16)\n"
+
+
+def test_sites_left_are_listed_with_exit_code_3(tmp_path, capsys):
+    """A run whose only findings are diagnostics: nothing written, each site on its own line, exit 3 (CI can tell it
+    from a clean run), counted in the summary and listed in the report."""
+    f = write(tmp_path / "load.py", UNKNOWN)
+    report = tmp_path / "report.json"
+    code, out, err = run(["--check", "--report", str(report), str(f)], capsys)
+    assert code == 3 and f.read_text() == UNKNOWN
+    assert f"{f}:6:11: transformers-torch-dtype unknown receiver" in err
+    assert "1 sites need review" in err
+    data = json.loads(report.read_text())
+    assert data["summary"]["review"] == 1
+    (entry,) = data["files"]
+    assert [(x["kind"], x["line"], x["col"], x["rule"]) for x in entry["findings"]] == [
+        ("diagnostic", 6, 11, "transformers-torch-dtype")
+    ]
+    assert run(["--check", "--quiet", str(f)], capsys)[0] == 3
+
+
+def test_add_todos_writes_the_sites_and_strict_is_an_alias(tmp_path, capsys):
+    a = write(tmp_path / "a" / "load.py", UNKNOWN)
+    b = write(tmp_path / "b" / "load.py", UNKNOWN)
+    assert run(["--add-todos", str(a)], capsys)[0] == 3
+    assert run(["--strict", str(b)], capsys)[0] == 3
+    assert a.read_text() == b.read_text()
+    assert (
+        "    # TODO(compat): unknown receiver: if a transformers class, write dtype=; see MIGRATION.md#"
+        in a.read_text()
+    )
+    code, out, err = run(["--check", "--add-todos", str(a)], capsys)
+    assert code == 3 and "(TODO comment added)" not in err  # already there: reported, not written again
+
+
+def test_skip_comment_silences_a_site(tmp_path, capsys):
+    f = write(tmp_path / "load.py", UNKNOWN.replace("float16)\n", "float16)  # compat: skip\n"))
+    code, out, err = run(["--check", str(f)], capsys)
+    assert code == 0 and "sites need review" in err and "0 sites need review" in err
+
+
+def test_notebook_sites_name_the_cell(tmp_path, capsys):
+    nb = {
+        "cells": [
+            {"cell_type": "markdown", "metadata": {}, "source": ["# title"]},
+            {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": UNKNOWN},
+        ],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    f = write(tmp_path / "nb.ipynb", json.dumps(nb, indent=1))
+    code, out, err = run(["--check", str(f)], capsys)
+    assert code == 3 and f"{f}:cell 2:6:11: transformers-torch-dtype" in err

@@ -78,7 +78,7 @@ def loading_call(ctx: FileContext, call: ast.Call, keywords: frozenset[str] = fr
     func = call.func
     if isinstance(func, ast.Attribute) and func.attr in hf.LOAD_METHODS:
         recv = func.value
-        if isinstance(recv, ast.Name) and recv.id in ("cls", "self"):
+        if isinstance(recv, ast.Name) and recv.id in ("cls", "self") and ctx.analysis.enclosing_class(recv):
             return self_class_role(ctx, recv)
         kind = ctx.kinds.kind_of(recv)
         if kind is not None and kind.what == "ref":

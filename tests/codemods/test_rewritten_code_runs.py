@@ -267,8 +267,10 @@ def test_gradient_accumulation_trap(program_env) -> None:
     plain, custom = fixed.namespace["plain"], fixed.namespace["custom"]
     assert custom == pytest.approx(plain, rel=1e-4)
 
-    naive_source = "\n".join(line for line in case.source_out.splitlines() if line.strip() not in GA_DECLARATIONS)
-    assert naive_source.count("\n") < case.source_out.count("\n"), "the rewrite no longer declares the loss unscaled"
+    lines = case.source_out.splitlines()
+    naive_lines = [line for line in lines if line.strip() not in GA_DECLARATIONS]
+    assert len(naive_lines) < len(lines), "the rewrite no longer declares the loss unscaled"
+    naive_source = "\n".join(naive_lines) + "\n"
     naive = execute(naive_source, f"{case.name}.naive.py", program_env())
     assert isinstance(naive.error, AssertionError) and "gradients differ" in str(naive.error), naive.describe()
     naive_custom = naive.namespace["custom"]

@@ -106,7 +106,12 @@ def rule_triggers() -> tuple[tuple[str, ...], int, list[str]]:
     file (the engine's pre-filter lets everything through to it)."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from codemods import RULES
+    try:
+        from codemods import RULES
+    except Exception as exc:  # a broken registry: say so in one line
+        raise SystemExit(
+            f"corpus.py: the codemod's rule registry did not import ({type(exc).__name__}: {exc})"
+        ) from exc
 
     words: set[str] = set()
     without: list[str] = []

@@ -284,6 +284,8 @@ def _list_rules(settings: Settings, out) -> None:
     for rule in RULES:
         needs = ", ".join(f"{k}>={v}" for k, v in rule.requirements()) or "any"
         gates = ", ".join(rule.gates) or "-"
+        if rule.item_gates:
+            gates += f" (per rewrite: {', '.join(rule.item_gates)})"
         state = "" if rule.gate_met(settings) else "  (off for the current targets)"
         print(
             f"{rule.id:<{width}}  needs {needs:<36} gate {gates:<32} {rule.summary}{state}",

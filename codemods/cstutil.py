@@ -48,6 +48,16 @@ def keyword_arg(call: cst.Call, name: str) -> cst.Arg | None:
     return None
 
 
+def without_args(args: Sequence[cst.Arg], drop: set[int] | frozenset[int]) -> list[cst.Arg]:
+    """`args` without the items at the indexes `drop`. When the last argument goes, the new last one takes its comma
+    (a trailing comma or none) and the whitespace before `)`, so `f(\n    a, b=1\n)` keeps its closing line."""
+    kept = [arg for i, arg in enumerate(args) if i not in drop]
+    if kept and args and len(args) - 1 in drop:
+        last = args[-1]
+        kept[-1] = kept[-1].with_changes(comma=last.comma, whitespace_after_arg=last.whitespace_after_arg)
+    return kept
+
+
 def with_commas(
     args: list[cst.Arg],
     original: Sequence[cst.Arg],

@@ -141,6 +141,9 @@ class Rule:
     triggers: ClassVar[tuple[str, ...]] = ()  # plain substrings: a file with none of them is never parsed
     trigger_regex: ClassVar[Pattern[str] | None] = None  # a finer text check, run when a trigger matched
     gates: ClassVar[tuple[str, ...]] = ()  # compat.versions gate names the rewritten code needs (all of them)
+    # gates decided per rewrite inside `check` (`ctx.target_meets`): listed by --list-rules and their packages get a
+    # target, but the rule runs whatever side the targets are on (each rewrite that needs one checks it)
+    item_gates: ClassVar[tuple[str, ...]] = ()
     anchor: ClassVar[str] = ""  # MIGRATION.md section (default: the id)
 
     # ------------------------------------------------------------------ class-level API (no parse needed)
@@ -151,6 +154,11 @@ class Rule:
     @classmethod
     def requirements(cls) -> tuple[tuple[str, str], ...]:
         return requirements(cls.gates)
+
+    @classmethod
+    def target_packages(cls) -> tuple[str, ...]:
+        """The packages whose target versions the rule's gates (rule-level and per item) compare against."""
+        return tuple(sorted({package for package, _ in requirements(cls.gates + cls.item_gates)}))
 
     @classmethod
     def enabled(cls, settings: Settings) -> bool:
@@ -220,7 +228,11 @@ class FileContext:
         return self.rule.id
 
     def target_meets(self, gate: str) -> bool:
-        """The targets are on the new side of `gate` (a compat.versions gate name)."""
+        """The targets are on the new side of `gate` (a compat.versions gate name, one of the rule's `gates` or
+        `item_gates`: --list-rules shows them and the CLI resolves a target for their packages)."""
+        assert self.rule is None or gate in self.rule.gates + self.rule.item_gates, (
+            f"{self.rule_id}: gate {gate!r} is not declared in gates/item_gates"
+        )
         return self.settings.meets(requirements((gate,)))
 
     def is_skipped(self, node: ast.AST) -> bool:
@@ -253,10 +265,12 @@ class FileContext:
         cst_type: type | None = None,
         collapse: bool = False,
         counted: bool = True,
+        at: ast.AST | None = None,
     ) -> bool:
         """Ask for `fn(libcst node)` on the libcst node at the position of `node`; counted as one rewrite (unless
-        `counted=False`: part of another rewrite). `drops`: the ast nodes the edit removes from the code (an import
-        whose every use is dropped can go). Returns False (and asks nothing) in a `# compat: skip` statement."""
+        `counted=False`: part of another rewrite), reported at `at` (default: `node`; e.g. the keyword an edit of
+        its call drops). `drops`: the ast nodes the edit removes from the code (an import whose every use is dropped
+        can go). Returns False (and asks nothing) in a `# compat: skip` statement."""
         if self.is_skipped(node):
             return False
         key = (self.rule_id, id(node), message)
@@ -265,7 +279,7 @@ class FileContext:
         self._edited.add(key)
         self.plan.add_edit(NodeEdit(self.rule_id, node, fn, message, exclusive, drops, cst_type, collapse))
         if counted:
-            line, col = self.position(node)
+            line, col = self.position(at if at is not None else node)
             self.findings.append(Finding(self.rule_id, "rewrite", line, message, col))
         return True
 
@@ -339,13 +353,22 @@ class FileContext:
         why = " ".join(why.split()).rstrip(".;")
         return f"{TODO_PREFIX}{why}; see {self.rule.link()}"
 
-    def insert_before(self, stmt: ast.stmt, code: str) -> None:
-        if not self.is_skipped(stmt):
-            self.plan.add_insert(Insert(self.rule_id, stmt, code, after=False))
+    def insert_before(self, stmt: ast.stmt, code: str, message: str | None = None, at: ast.AST | None = None) -> None:
+        """`code` (unindented, may hold several lines; a blank line where it has one) above `stmt`, indented like
+        it. `message`: the insertion is a rewrite of its own, counted and reported at `at` (default: `stmt`)."""
+        self._insert(stmt, code, False, message, at)
 
-    def insert_after(self, stmt: ast.stmt, code: str) -> None:
-        if not self.is_skipped(stmt):
-            self.plan.add_insert(Insert(self.rule_id, stmt, code, after=True))
+    def insert_after(self, stmt: ast.stmt, code: str, message: str | None = None, at: ast.AST | None = None) -> None:
+        """`code` below `stmt` (see insert_before)."""
+        self._insert(stmt, code, True, message, at)
+
+    def _insert(self, stmt: ast.stmt, code: str, after: bool, message: str | None, at: ast.AST | None) -> None:
+        if self.is_skipped(stmt):
+            return
+        self.plan.add_insert(Insert(self.rule_id, stmt, code, after=after))
+        if message is not None:
+            line, col = self.position(at if at is not None else stmt)
+            self.findings.append(Finding(self.rule_id, "rewrite", line, message, col))
 
     def add_import(
         self,

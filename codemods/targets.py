@@ -111,7 +111,7 @@ def resolve_targets(
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Returns (targets, where each came from). Explicit --target, else the nearest declared minimum, else the
     installed version, else none (= newest)."""
-    packages = sorted({p for r in rules for p, _ in r.requirements()} | set(explicit))
+    packages = sorted({p for r in rules for p in r.target_packages()} | set(explicit))
     targets: dict[str, str] = {}
     sources: dict[str, str] = {}
     declared, declared_in = find_declared(start, [p for p in packages if p not in explicit])

@@ -9,7 +9,10 @@ from codemods.rules.transformers_activation_checkpointing import (
     TransformersActivationCheckpointing,
 )
 from codemods.rules.transformers_load_in_kbit import TransformersLoadInKbit
+from codemods.rules.transformers_processing_class import TransformersProcessingClass
 from codemods.rules.transformers_torch_dtype import TransformersTorchDtype
+from codemods.rules.transformers_trainer_subclass_signatures import TransformersTrainerSubclassSignatures
+from codemods.rules.transformers_training_args import TransformersTrainingArgs
 from codemods.rules.trl_enable_gradient_checkpointing import (
     TrlEnableGradientCheckpointing,
 )
@@ -28,4 +31,7 @@ RULES: list[type[Rule]] = [
     TransformersTorchDtype,
     TransformersLoadInKbit,
     TransformersActivationCheckpointing,
+    TransformersProcessingClass,
+    TransformersTrainingArgs,
+    TransformersTrainerSubclassSignatures,
 ]

@@ -491,6 +491,8 @@ def _rebuild(updated: cst.CSTNode, drop: set[int], first: int | None, build) -> 
         out.append(item)
     if elems and (len(elems) - 1) in drop and out:
         out[-1] = out[-1].with_changes(comma=elems[-1].comma)
+        if isinstance(updated, cst.Call):  # and the whitespace before `)` (see cstutil.without_args)
+            out[-1] = out[-1].with_changes(whitespace_after_arg=elems[-1].whitespace_after_arg)
     if isinstance(updated, cst.Call):
         return updated.with_changes(args=out)
     return updated.with_changes(elements=out)

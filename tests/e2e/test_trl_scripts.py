@@ -54,7 +54,7 @@ def test_trains_after_codemod(case, e2e_runs):
     assert outcome.trained, f"{case.id} did not train after the codemod:\n{_describe(outcome)}"
 
 
-def test_every_case_is_a_script_of_its_wheel(tiny):
+def test_every_case_is_a_script_of_its_wheel():
     """The case table names real scripts (and `tiny` formats), and lists every sft/dpo/reward script of the wheels."""
     import zipfile
 

@@ -1,7 +1,8 @@
 """TRL helpers that were removed without a successor, kept with their old contracts, and `trl_config`.
 
 An old TRL script runs again when its import of one of these names points here instead (`python -m compat.codemod`
-does that); each removed helper warns (FutureWarning) what to write instead. MIGRATION.md has one section per name.
+does that); each removed helper warns (FutureWarning) what to write instead. MIGRATION.md#compat-trl-helpers
+lists them and how they differ from TRL's.
 torch, transformers and TRL are imported inside the functions, so `import compat` stays cheap.
 """
 
@@ -15,7 +16,7 @@ from typing_extensions import deprecated
 
 from compat.prepare import warn
 
-# TRL 0.13-0.26 `trl.trainer.utils.SIMPLE_CHAT_TEMPLATE` (0.27-0.29: `trl.experimental.utils`), the template TRL's
+# TRL 0.11-0.26 `trl.trainer.utils.SIMPLE_CHAT_TEMPLATE` (0.27-1.0: `trl.experimental.utils`), the template TRL's
 # DPO example scripts set on a tokenizer that has none. A string, so nothing to warn about.
 SIMPLE_CHAT_TEMPLATE = (
     "{% for message in messages %}{{message['role'].capitalize() + ': ' + message['content'] + '\n\n'}}{% endfor %}"
@@ -35,7 +36,7 @@ _CHATML_TEMPLATE = (
 
 
 def _message(old: str, new: str) -> str:
-    return f"{old} was removed from TRL; compat keeps it for old scripts. {new} See MIGRATION.md."
+    return f"{old} was removed from TRL; compat keeps it for old scripts. {new} See MIGRATION.md#compat-trl-helpers."
 
 
 def _deprecated(old: str, new: str) -> None:

@@ -172,7 +172,7 @@ def test_conversations_formatting_function_one_and_a_batch():
 
 
 def test_simple_chat_template_is_trls():
-    # TRL 0.13-1.0's SIMPLE_CHAT_TEMPLATE, rendered with a generation prompt.
+    # TRL 0.11-1.0's SIMPLE_CHAT_TEMPLATE, rendered with a generation prompt.
     tokenizer = _tokenizer()
     tokenizer.chat_template = trl_helpers.SIMPLE_CHAT_TEMPLATE
     text = tokenizer.apply_chat_template(MESSAGES[:1], tokenize=False, add_generation_prompt=True)

@@ -8,11 +8,20 @@ from codemods.rules.peft_int8_training import PeftInt8Training
 from codemods.rules.transformers_activation_checkpointing import (
     TransformersActivationCheckpointing,
 )
+from codemods.rules.transformers_apply_chat_template import TransformersApplyChatTemplate
+from codemods.rules.transformers_flash_attention_2 import TransformersFlashAttention2
+from codemods.rules.transformers_hf_argparser_collision import TransformersHfArgparserCollision
 from codemods.rules.transformers_load_in_kbit import TransformersLoadInKbit
+from codemods.rules.transformers_private_attributes import TransformersPrivateAttributes
 from codemods.rules.transformers_processing_class import TransformersProcessingClass
+from codemods.rules.transformers_removed_imports import TransformersRemovedImports
+from codemods.rules.transformers_report_to import TransformersReportTo
+from codemods.rules.transformers_tokenizer_methods import TransformersTokenizerMethods
+from codemods.rules.transformers_tokenizer_type import TransformersTokenizerType
 from codemods.rules.transformers_torch_dtype import TransformersTorchDtype
 from codemods.rules.transformers_trainer_subclass_signatures import TransformersTrainerSubclassSignatures
 from codemods.rules.transformers_training_args import TransformersTrainingArgs
+from codemods.rules.transformers_use_auth_token import TransformersUseAuthToken
 from codemods.rules.trl_enable_gradient_checkpointing import (
     TrlEnableGradientCheckpointing,
 )
@@ -34,4 +43,13 @@ RULES: list[type[Rule]] = [
     TransformersProcessingClass,
     TransformersTrainingArgs,
     TransformersTrainerSubclassSignatures,
+    TransformersUseAuthToken,
+    TransformersApplyChatTemplate,
+    TransformersReportTo,
+    TransformersTokenizerType,
+    TransformersFlashAttention2,
+    TransformersRemovedImports,
+    TransformersTokenizerMethods,
+    TransformersPrivateAttributes,
+    TransformersHfArgparserCollision,
 ]

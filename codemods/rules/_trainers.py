@@ -8,10 +8,12 @@ through local and project intermediates), the gate its `processing_class=` needs
 - `trainer_callee(ctx, func, family)`: what the callee of a call is ("trainer" of the family, with the user's
   `ClassInfo` for a subclass; "unknown": a `*Trainer` class the codemod cannot resolve; None).
 - `trainer_class(ctx, cls, family)`: the `ClassInfo` of a class deriving from one of the family's trainers.
+- `rename_keys(ctx, name, renames, is_sink, done)`: a key rename in a same-scope dict that reaches a sink with `**`.
 - `ProcessingClass(ctx, family).run()`: `tokenizer=` -> `processing_class=` on constructions (keywords, same-scope
   `**` dicts, `super().__init__(...)` in subclasses), `self.tokenizer` in subclasses that never assign it,
   `trainer.tokenizer` on known trainers, and (`family.callbacks`) the `tokenizer` parameter of TrainerCallback
   events. Reports what it leaves (both keywords, dicts that also go elsewhere, unresolvable `*Trainer` classes).
+- `tokenizer_receiver(ctx, expr)`: whether an expression is a tokenizer/processor ("yes", "no", "unknown").
 - `Field` tables and `ConfigFields(ctx, fields, applies)`: per-keyword rewrites of config calls (a class whose
   qualified name passes `applies`, the user's subclasses that do not redeclare the field, `dataclasses.replace`),
   of the keys of same-scope dicts passed with `**`, and of attribute reads/writes on objects typed as such configs.
@@ -49,6 +51,7 @@ __all__ = [
     "literal",
     "pure",
     "removed",
+    "rename_keys",
     "renamed",
     "reported",
     "trainer_callee",
@@ -164,6 +167,30 @@ def declares_field(info: ClassInfo | None, name: str) -> bool:
     return False
 
 
+def tokenizer_receiver(ctx: FileContext, recv: ast.AST) -> str:
+    """ "yes" (a tokenizer or processor: loaded from a transformers class, `self.processing_class` or an unassigned
+    `self.tokenizer` in a Trainer subclass, `trainer.processing_class`/`.tokenizer` on a known trainer), "no" (known
+    to be something else: another library's object, the user's own class, `self` outside a Trainer) or "unknown"."""
+    if isinstance(recv, ast.Attribute) and recv.attr in (OLD_KW, NEW_KW):
+        head = recv.value
+        if isinstance(head, ast.Name) and head.id == "self":
+            cls = ctx.analysis.enclosing_class(recv)
+            info = ctx.kinds.class_info(cls) if cls is not None else None
+            trainer = info is not None and info.hf_base is not None and hf.is_trainer_class(info.hf_base)
+            if trainer and (recv.attr == NEW_KW or not assigns_attribute(info, OLD_KW)):  # type: ignore[arg-type]
+                return "yes"
+            return "unknown"
+        kind = ctx.kinds.kind_of(head)
+        if kind is not None and kind.what == "trainer":
+            return "yes"
+    if isinstance(recv, ast.Name) and recv.id in ("self", "cls"):
+        return "no"
+    kind = ctx.kinds.kind_of(recv)
+    if kind is None:
+        return "unknown"
+    return "yes" if kind.what in ("tokenizer", "processor") else "no"
+
+
 def _super_call(call: ast.Call, method: str) -> bool:
     """`super().<method>(...)` or `super(X, self).<method>(...)`."""
     func = call.func
@@ -265,29 +292,7 @@ class ProcessingClass:
         return None
 
     def flow(self, name: ast.Name) -> None:
-        ctx, a = self.ctx, self.ctx.analysis
-        found = a.reaching(name)
-        if not found or (id(found[0].scope), name.id) in self._flows_done:
-            return
-        self._flows_done.add((id(found[0].scope), name.id))
-        flow = dict_flow(a, name, frozenset({OLD_KW}), self.is_sink)
-        if flow is None or not flow.sinks or not flow.key_nodes:
-            return
-        problem = flow_problem(a, flow, {OLD_KW: NEW_KW})
-        if problem is not None:
-            for _key, node in flow.key_nodes:
-                ctx.diagnose(node, f"{problem}; rename its tokenizer key by hand", f"{problem}; rename by hand")
-            return
-        for _key, node, _container in flow.key_defs:
-            if isinstance(node, ast.keyword):
-                ctx.rename_keyword(node, NEW_KW, "tokenizer= -> processing_class= (dict)")
-            elif isinstance(node, ast.Constant):
-                ctx.rename_string(node, OLD_KW, NEW_KW)
-        for _key, sub in flow.stores:
-            ctx.rename_string(sub.slice, OLD_KW, NEW_KW)  # type: ignore[arg-type]
-        for _key, node in flow.reads:
-            if isinstance(node, ast.Constant):
-                ctx.rename_string(node, OLD_KW, NEW_KW)
+        rename_keys(self.ctx, name, {OLD_KW: NEW_KW}, self.is_sink, self._flows_done)
 
     # -- attributes
     def attribute(self, node: ast.Attribute) -> None:
@@ -382,6 +387,42 @@ def _is_self(node: ast.AST) -> bool:
 
 def _inside(a, node: ast.AST, fn: ast.AST) -> bool:
     return any(anc is fn for anc in a.ancestors(node))
+
+
+def rename_keys(
+    ctx: FileContext,
+    name: ast.Name,
+    renames: Mapping[str, str],
+    is_sink: Callable[[ast.AST, ast.AST], bool | None],
+    done: set[tuple[int, str]],
+) -> None:
+    """Rename the keys `renames` of the dict behind `name` (a `**name` into a sink) in every place of its scope:
+    literal keys, `dict(k=v)`, `d["k"] = v`, `d.update(k=v)` and the reads; each key use is reported instead when
+    the dict also goes elsewhere, comes from outside the scope and is read here, or already has the new key.
+    `done`: the (scope, name) pairs already handled (a dict passed to two sinks is planned once)."""
+    a = ctx.analysis
+    found = a.reaching(name)
+    if not found or (id(found[0].scope), name.id) in done:
+        return
+    done.add((id(found[0].scope), name.id))
+    flow = dict_flow(a, name, frozenset(renames), is_sink)
+    if flow is None or not flow.sinks or not flow.key_nodes:
+        return
+    problem = flow_problem(a, flow, renames)
+    if problem is not None:
+        for key, node in flow.key_nodes:
+            ctx.diagnose(node, f"{problem}; rename its {key} key by hand", f"{problem}; rename by hand")
+        return
+    for key, node, _container in flow.key_defs:
+        if isinstance(node, ast.keyword):
+            ctx.rename_keyword(node, renames[key], f"{key}= -> {renames[key]}= (dict)")
+        elif isinstance(node, ast.Constant):
+            ctx.rename_string(node, key, renames[key])
+    for key, sub in flow.stores:
+        ctx.rename_string(sub.slice, key, renames[key])  # type: ignore[arg-type]
+    for key, node in flow.reads:
+        if isinstance(node, ast.Constant):
+            ctx.rename_string(node, key, renames[key])
 
 
 def flow_problem(a, flow: DictFlow, renames: Mapping[str, str | None]) -> str | None:
@@ -598,9 +639,10 @@ def removed(old: str, gate: str | None = None, hint: str = "") -> Field:
 
 
 class _Values(Field):
-    def __init__(self, old: str, mapping: Mapping, gate: str | None) -> None:
+    def __init__(self, old: str, mapping: Mapping, gate: str | None, message: str | None) -> None:
         super().__init__(old, gate)
         self.mapping = dict(mapping)
+        self.message = message
 
     def plan(self, item: Item, siblings: Mapping[str, Item]) -> Plan:
         value = item.value
@@ -617,16 +659,16 @@ class _Values(Field):
                 return cv.with_changes(value=cv.value.replace(old, new, 1))  # quotes and prefix kept
             return cst.parse_expression(f'"{new}"' if isinstance(new, str) else repr(new))
 
-        return [(item, Change(self.old, fn, f"{self.old}={old!r} -> {new!r}"))]
+        return [(item, Change(self.old, fn, self.message or f"{self.old}={old!r} -> {new!r}"))]
 
 
 _MISSING = object()
 
 
-def values(old: str, mapping: Mapping, gate: str | None = None) -> Field:
+def values(old: str, mapping: Mapping, gate: str | None = None, message: str | None = None) -> Field:
     """Literal values of a keyword replaced: `optim="adamw_hf"` -> `optim="adamw_torch"`, `report_to=None` ->
-    `report_to="none"` (keys compared with their type: `None`, `True` and `1` differ)."""
-    return _Values(old, mapping, gate)
+    `report_to="none"` (keys compared with their type: `None`, `True` and `1` differ). `message`: the rewrite's."""
+    return _Values(old, mapping, gate, message)
 
 
 class _Reported(Field):
@@ -653,9 +695,13 @@ class ConfigFields:
         ctx: FileContext,
         fields: Iterable[Field],
         applies: Callable[[str], bool],
+        calls: Callable[[ast.Call], bool] | None = None,
     ) -> None:
+        """`calls`: recognise the target calls another way (e.g. transformers' loading calls); `applies` then only
+        types attribute reads."""
         self.ctx = ctx
         self.applies = applies
+        self.calls = calls
         fields = list(fields)
         self.fields = {f.old: f for f in fields if f.gate is None or ctx.target_meets(f.gate)}
         self.reads = {f.old: f for f in fields if f.read and (f.read_gate is None or ctx.target_meets(f.read_gate))}
@@ -665,6 +711,8 @@ class ConfigFields:
     def config_call(self, call: ast.Call) -> tuple[bool, ClassInfo | None] | None:
         """(True, the user's class) when the call builds a config (`applies`), or is `dataclasses.replace(cfg, ...)`
         of a typed one; None otherwise."""
+        if self.calls is not None:
+            return (True, None) if self.calls(call) else None
         kind = self.ctx.kinds.kind_of(call.func)
         if kind is None or kind.what != "ref":
             return None

@@ -296,3 +296,69 @@ def test_parse_error_reported():
 def test_result_unpacks_to_source_and_findings():
     new, findings = transform("b = bar(2)\n", Settings(), rules=[RenameBar])
     assert new == "b = baz(2)\n" and [f.rule for f in findings] == ["test-rename-bar"]
+
+
+class DropLastBar(Rule):
+    """Drops the `y=` keyword of `bar(...)` calls (an edit of the call, reported at the keyword); from transformers
+    4.56 only (a per-rewrite gate), and inserts a counted line above each such statement."""
+
+    id = "test-drop-y"
+    summary = "test"
+    triggers = ("bar",)
+    item_gates = ("dtype_kwarg",)
+
+    def check(self, ctx):
+        from codemods.cstutil import without_args
+
+        for call in ctx.analysis.calls_by_name.get("bar", ()):
+            kw = next((k for k in call.keywords if k.arg == "y"), None)
+            if kw is None or not ctx.target_meets("dtype_kwarg"):
+                continue
+            ctx.edit(
+                call,
+                lambda c: c.with_changes(
+                    args=without_args(c.args, {i for i, a in enumerate(c.args) if a.keyword and a.keyword.value == "y"})
+                ),
+                "y= dropped",
+                at=kw,
+            )
+            ctx.insert_before(ctx.analysis.statement_of(call), "# y was here", "marker", at=call)
+
+
+def test_dropping_the_last_argument_keeps_the_closing_line():
+    src = "z = bar(\n    1, x=2, y=3\n)\nw = bar(1, y=3)\nv = bar(\n    1,\n    y=3,\n)\n"
+    out = run(src, DropLastBar)
+    assert out == "# y was here\nz = bar(\n    1, x=2\n)\n# y was here\nw = bar(1)\n# y was here\nv = bar(\n    1,\n)\n"
+
+
+def test_edit_reported_at_another_node_and_counted_inserts():
+    result = transform("w = bar(1, y=3)\n", Settings(), rules=[DropLastBar])
+    assert [(f.kind, f.line, f.col, f.message) for f in result.findings] == [
+        ("rewrite", 1, 4, "marker"),
+        ("rewrite", 1, 11, "y= dropped"),
+    ]
+
+
+def test_item_gates_are_per_rewrite_listed_and_resolved():
+    src = "w = bar(1, y=3)\n"
+    assert DropLastBar.enabled(Settings(targets={"transformers": "4.40"}))  # the rule runs on both sides...
+    assert run(src, DropLastBar, targets={"transformers": "4.40"}) == src  # ...and the rewrite checks its gate
+    assert run(src, DropLastBar, targets={"transformers": "4.56"}) == "# y was here\nw = bar(1)\n"
+    assert DropLastBar.target_packages() == ("transformers",)  # the CLI resolves a target for it
+
+    class Undeclared(DropLastBar):
+        item_gates = ()
+
+    result = transform(src, Settings(), rules=[Undeclared])  # a rule bug is reported for the file, not raised
+    assert result.error and "gate 'dtype_kwarg' is not declared" in result.error and result.source == src
+
+
+def test_list_rules_shows_per_rewrite_gates():
+    import io
+
+    from codemods.cli import _list_rules
+
+    out = io.StringIO()
+    _list_rules(Settings(), out)
+    line = next(ln for ln in out.getvalue().splitlines() if ln.startswith("transformers-training-args "))
+    assert "per rewrite: " in line and "warmup_steps_fraction" in line and "train_sampling_strategy" in line

@@ -99,6 +99,9 @@ def test_below_floor_gates_are_the_ones_expected():
         "int8_training_removed",
         "kbit_training_function",
         "bnb_quantization_config",
+        "processing_class_kwarg",
+        "eval_strategy_kwarg",
+        "include_for_metrics_field",
     }
 
 

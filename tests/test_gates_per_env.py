@@ -656,6 +656,192 @@ def test_no_fsdp_no_uniform_dtype(tiny_model_path):
         assert "uniform_dtype" not in explain(load(tiny_model_path), lora_config(), args).names
 
 
+# --- the Trainer API (the codemod's transformers rules decide their rewrites on these) ---------------------------
+
+
+def _args_fields() -> set[str]:
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    return {f.name for f in dataclasses.fields(TrainingArguments)}
+
+
+def _training_args(tmp_path, **kwargs):
+    from transformers import TrainingArguments
+
+    return TrainingArguments(output_dir=str(tmp_path), use_cpu=True, **kwargs)
+
+
+@gate("processing_class_kwarg")
+def test_fact_trainer_and_callbacks_take_processing_class():
+    from transformers import Trainer
+    from transformers.trainer_callback import CallbackHandler
+
+    assert ("processing_class" in inspect.signature(Trainer.__init__).parameters) == new("processing_class_kwarg")
+    assert ("processing_class" in inspect.signature(CallbackHandler.__init__).parameters) == new(
+        "processing_class_kwarg"
+    )
+
+
+@gate("eval_strategy_kwarg")
+def test_fact_eval_strategy_field():
+    assert ("eval_strategy" in _args_fields()) == new("eval_strategy_kwarg")
+
+
+@gate("include_for_metrics_field")
+def test_fact_include_for_metrics_field():
+    assert ("include_for_metrics" in _args_fields()) == new("include_for_metrics_field")
+
+
+@gate("training_args_v5_removals")
+def test_fact_training_args_v5_removals():
+    fields = _args_fields()
+    gone = ("overwrite_output_dir", "save_safetensors", "no_cuda", "per_gpu_train_batch_size", "adafactor", "torchdynamo",
+            "push_to_hub_token", "include_inputs_for_metrics", "use_mps_device", "past_index")  # fmt: skip
+    assert {name in fields for name in gone} == {not new("training_args_v5_removals")}
+    # the successors the codemod writes exist on both sides
+    assert {"use_cpu", "per_device_train_batch_size", "hub_token", "hub_model_id", "torch_compile_backend"} <= fields
+
+
+@gate("warmup_steps_fraction")
+def test_fact_warmup_steps_fraction(tmp_path):
+    if new("warmup_steps_fraction"):
+        assert _training_args(tmp_path, warmup_steps=0.5, max_steps=10).get_warmup_steps(10) == 5
+    else:
+        with pytest.raises(ValueError, match="warmup_steps"):
+            _training_args(tmp_path, warmup_steps=0.5, max_steps=10)
+        assert _training_args(tmp_path, warmup_ratio=0.5, max_steps=10).get_warmup_steps(10) == 5
+
+
+@gate("train_sampling_strategy")
+def test_fact_train_sampling_strategy():
+    fields = _args_fields()
+    assert ("train_sampling_strategy" in fields) == new("train_sampling_strategy")
+    assert ("group_by_length" in fields) != new("train_sampling_strategy")
+
+
+@gate("tensorboard_logging_dir_env")
+def test_fact_tensorboard_logging_dir_comes_from_the_environment():
+    from transformers.integrations import TensorBoardCallback
+
+    source = inspect.getsource(TensorBoardCallback)
+    assert ("TENSORBOARD_LOGGING_DIR" in source) == new("tensorboard_logging_dir_env")
+    assert ("args.logging_dir" in source) != new("tensorboard_logging_dir_env")
+
+
+@gate("report_to_none_rejected")
+def test_fact_report_to_none(tiny_model_path, tmp_path):
+    from transformers import AutoModelForCausalLM, Trainer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_path)
+    args = _training_args(tmp_path, report_to=None)
+    if new("report_to_none_rejected"):
+        with pytest.raises(ValueError, match="None is not supported"):
+            Trainer(model=model, args=args)
+    else:
+        assert isinstance(args.report_to, list) and None not in args.report_to  # "every installed integration"
+        Trainer(model=model, args=args)
+
+
+@gate("trainer_log_start_time")
+def test_fact_trainer_log_takes_start_time():
+    from transformers import Trainer
+
+    assert ("start_time" in inspect.signature(Trainer.log).parameters) == new("trainer_log_start_time")
+
+
+@gate("train_sampler_dataset_arg")
+def test_fact_train_sampler_takes_the_dataset():
+    from transformers import Trainer
+
+    assert ("train_dataset" in inspect.signature(Trainer._get_train_sampler).parameters) == new(
+        "train_sampler_dataset_arg"
+    )
+
+
+@gate("create_optimizer_model_arg")
+def test_fact_create_optimizer_takes_the_model():
+    from transformers import Trainer
+
+    assert ("model" in inspect.signature(Trainer.create_optimizer).parameters) == new("create_optimizer_model_arg")
+
+
+@gate("tokenizer_type_mapping_v5")
+def test_fact_tokenizer_type_mapping():
+    from transformers.models.auto.tokenization_auto import TOKENIZER_MAPPING_NAMES
+
+    assert ("llama" in TOKENIZER_MAPPING_NAMES) != new("tokenizer_type_mapping_v5")
+    assert "gpt2" in TOKENIZER_MAPPING_NAMES
+
+
+def _grad_norm(model_path, out, trainer_class, accumulation: int) -> float:
+    """One SGD step over 4 examples (the same tokens per example: the mean over all equals the mean of the means),
+    as `accumulation` micro-batches; the gradient norm the Trainer logs."""
+    from transformers import AutoModelForCausalLM, TrainingArguments
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(model_path).float()
+    data = [{"input_ids": torch.arange(10 + i, 26 + i), "labels": torch.arange(10 + i, 26 + i)} for i in range(4)]
+    args = TrainingArguments(
+        output_dir=str(out), max_steps=1, per_device_train_batch_size=4 // accumulation,
+        gradient_accumulation_steps=accumulation, optim="sgd", learning_rate=1e-3, max_grad_norm=1e9,
+        logging_steps=1, report_to=[], save_strategy="no", use_cpu=True, seed=0,
+    )  # fmt: skip
+    trainer = trainer_class(model=model, args=args, train_dataset=data)
+    trainer.train()
+    return trainer.state.log_history[0]["grad_norm"]
+
+
+def _mean_loss_trainer(declare_in_init: bool, class_attribute: bool):
+    from transformers import Trainer
+
+    class MeanLossTrainer(Trainer):
+        if class_attribute:
+            loss_is_scaled_for_ga = False
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            if declare_in_init:
+                self.model_accepts_loss_kwargs = False
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            outputs = model(**inputs)  # the micro-batch's mean loss: num_items_in_batch is not used
+            return (outputs.loss, outputs) if return_outputs else outputs.loss
+
+    return MeanLossTrainer
+
+
+def _accumulation_factor(model_path, out, trainer_class) -> float:
+    """Gradient norm with 2 accumulated micro-batches over the norm with one batch of the same 4 examples, divided by
+    the same ratio for the plain Trainer: 1.0 when the custom loss is scaled for accumulation like the Trainer's
+    own (whatever the plain Trainer of this version does: 5.2-5.5 divide every accumulated loss twice)."""
+    from transformers import Trainer
+
+    def ratio(cls, name):
+        return _grad_norm(model_path, out / f"{name}2", cls, 2) / _grad_norm(model_path, out / f"{name}1", cls, 1)
+
+    return ratio(trainer_class, "custom") / ratio(Trainer, "plain")
+
+
+@gate("custom_loss_ga_scaling")
+def test_fact_a_declared_mean_loss_is_divided_by_the_accumulation_steps(tiny_model_path, tmp_path):
+    trainer = _mean_loss_trainer(declare_in_init=True, class_attribute=False)
+    factor = _accumulation_factor(tiny_model_path, tmp_path, trainer)
+    assert factor == pytest.approx(1.0 if new("custom_loss_ga_scaling") else 2.0, rel=1e-3)  # 4.46-4.47: x GA
+
+
+@gate("loss_is_scaled_for_ga")
+def test_fact_loss_is_scaled_for_ga_class_attribute(tiny_model_path, tmp_path):
+    from transformers import Trainer
+
+    assert hasattr(Trainer, "loss_is_scaled_for_ga") == new("loss_is_scaled_for_ga")
+    if not new("loss_is_scaled_for_ga") or not new("custom_loss_ga_scaling"):
+        return
+    trainer = _mean_loss_trainer(declare_in_init=False, class_attribute=True)
+    assert _accumulation_factor(tiny_model_path, tmp_path, trainer) == pytest.approx(1.0, rel=1e-3)
+
+
 # --- the table is fully checked -------------------------------------------------------------------------------------
 
 

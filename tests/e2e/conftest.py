@@ -16,7 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import trl_scripts
+
+from . import trl_scripts
 
 ENABLED = os.environ.get("TOX_ENV_NAME") == "e2e" or os.environ.get("COMPAT_E2E") == "1"
 SKIP_REASON = (
@@ -43,14 +44,9 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-def _cache() -> Path:
-    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "compat-e2e" / "wheels"
-    return Path(os.environ.get("COMPAT_E2E_WHEELS", default))
-
-
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory) -> dict[str, Path]:
-    import tiny_stack
+    from . import tiny_stack
 
     return tiny_stack.build_all(tmp_path_factory.mktemp("tiny"))
 
@@ -58,7 +54,7 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
 def _run(mode: str, case: trl_scripts.Case, tiny: dict[str, Path], root: Path) -> trl_scripts.Outcome:
     work = root / mode / case.id
     shutil.rmtree(work, ignore_errors=True)
-    script = trl_scripts.extract_script(case.version, case.script, _cache(), work / "src")
+    script = trl_scripts.extract_script(case.version, case.script, trl_scripts.wheel_cache(), work / "src")
     codemod = None
     if mode == "after":
         codemod = trl_scripts.codemod(script)

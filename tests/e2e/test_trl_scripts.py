@@ -10,9 +10,10 @@ rules are not registered yet is an expected failure naming them; once they are, 
 from __future__ import annotations
 
 import pytest
-import trl_scripts
 
 from codemods import rules_by_id
+
+from . import trl_scripts
 
 REGISTERED = set(rules_by_id())
 
@@ -58,11 +59,10 @@ def test_every_case_is_a_script_of_its_wheel():
     """The case table names real scripts (and `tiny` formats), and lists every sft/dpo/reward script of the wheels."""
     import zipfile
 
-    import tiny_stack
-    from conftest import _cache
+    from . import tiny_stack
 
     for version in trl_scripts.VERSIONS:
-        with zipfile.ZipFile(trl_scripts.wheel(version, _cache())) as whl:
+        with zipfile.ZipFile(trl_scripts.wheel(version, trl_scripts.wheel_cache())) as whl:
             shipped = {
                 n.rsplit("/", 1)[1][:-3]
                 for n in whl.namelist()

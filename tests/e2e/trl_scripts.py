@@ -186,6 +186,12 @@ NOT_RUN["0.12.2"] = {
 }
 
 
+def wheel_cache() -> Path:
+    """Where the TRL wheels are kept between sessions: $COMPAT_E2E_WHEELS, else ~/.cache/compat-e2e/wheels."""
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "compat-e2e" / "wheels"
+    return Path(os.environ.get("COMPAT_E2E_WHEELS", default))
+
+
 def wheel(version: str, cache: Path) -> Path:
     """The TRL `version` wheel in `cache`, downloaded with `pip download --no-deps` unless it is there already."""
     cache.mkdir(parents=True, exist_ok=True)

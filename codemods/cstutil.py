@@ -115,6 +115,48 @@ def one_per_line(new: cst.Call, indent: str) -> cst.Call:
     return new.with_changes(whitespace_before_args=newline(indent), args=args)
 
 
+def one_param_per_line(fn: cst.FunctionDef, indent: str) -> cst.FunctionDef:
+    """`fn` with one parameter per line (black style, trailing comma), for a signature a rewrite made too long."""
+
+    def newline(last_line: str) -> cst.ParenthesizedWhitespace:
+        return cst.ParenthesizedWhitespace(
+            first_line=cst.TrailingWhitespace(), empty_lines=[], indent=True, last_line=cst.SimpleWhitespace(last_line)
+        )
+
+    p = fn.params
+    groups: dict[str, list] = {
+        "posonly_params": list(p.posonly_params),
+        "params": list(p.params),
+        "kwonly_params": list(p.kwonly_params),
+    }
+    order: list[tuple[str, int]] = [("posonly_params", i) for i in range(len(groups["posonly_params"]))]
+    if isinstance(p.posonly_ind, cst.ParamSlash):
+        order.append(("posonly_ind", 0))
+    order += [("params", i) for i in range(len(groups["params"]))]
+    if isinstance(p.star_arg, (cst.Param, cst.ParamStar)):
+        order.append(("star_arg", 0))
+    order += [("kwonly_params", i) for i in range(len(groups["kwonly_params"]))]
+    if isinstance(p.star_kwarg, cst.Param):
+        order.append(("star_kwarg", 0))
+    singles = {"posonly_ind": p.posonly_ind, "star_arg": p.star_arg, "star_kwarg": p.star_kwarg}
+    for n, (name, i) in enumerate(order):
+        last = n == len(order) - 1
+        comma = cst.Comma(whitespace_after=newline("" if last else indent))
+        node = groups[name][i] if name in groups else singles[name]
+        changes = {"comma": comma}
+        if isinstance(node, cst.Param):
+            changes["whitespace_after_param"] = cst.SimpleWhitespace("")
+        if last and isinstance(node, cst.ParamStar):
+            return fn  # a bare `*` cannot end a parameter list
+        node = node.with_changes(**changes)
+        if name in groups:
+            groups[name][i] = node
+        else:
+            singles[name] = node
+    params = p.with_changes(**groups, **singles)
+    return fn.with_changes(params=params, whitespace_before_params=newline(indent))
+
+
 def fit(line: str, old_code: str, new: cst.Call, indent: str = "    ") -> cst.Call:
     """A one-line call that a rewrite pushed past MAX_LINE characters gets one argument per line; anything else
     keeps its layout. `line`: the original line holding the call; `old_code`: the call's original text."""

@@ -49,6 +49,7 @@ __all__ = [
     "flag",
     "init_takes",
     "literal",
+    "may_be_trainer",
     "pure",
     "removed",
     "rename_keys",
@@ -110,11 +111,28 @@ def trainer_callee(ctx: FileContext, func: ast.AST, family: Family) -> tuple[str
         if kind.cls is None and _looks_like_trainer(kind.qname):
             return "unknown", None
         return None
-    if kind.what == "local" and kind.cls is not None:
-        bases = kind.cls.bases
-        if any(b is None or (b.what == "ref" and b.cls is None and _looks_like_trainer(b.qname)) for b in bases):
-            return ("unknown", None) if bases else None
+    if kind.what == "local" and kind.cls is not None and "Trainer" in kind.cls.name and may_be_trainer(kind.cls):
+        return "unknown", None  # the user's `*Trainer` class on a base the codemod cannot resolve
     return None
+
+
+def may_be_trainer(info: ClassInfo) -> bool:
+    """A base of the class is one the codemod cannot resolve and may be a Trainer: an expression it cannot type (not a
+    builtin like `object`), a relative import it cannot read, a `*Trainer*` class from a module it cannot see."""
+    import builtins
+
+    for expr, base in zip(info.node.bases, info.bases):
+        if base is None:
+            if not (isinstance(expr, ast.Name) and hasattr(builtins, expr.id) and not info.analysis.reaching(expr)):
+                return True
+        elif (
+            base.what == "ref"
+            and base.cls is None
+            and not hf.is_hf(base.qname)
+            and (base.qname.startswith(".") or "Trainer" in hf.last(base.qname))
+        ):
+            return True
+    return False
 
 
 def trainer_class(ctx: FileContext, cls: ast.ClassDef, family: Family) -> ClassInfo | None:

@@ -30,7 +30,7 @@ from codemods import cstutil, hf
 from codemods.analysis import string_value
 from codemods.kinds import ClassInfo
 from codemods.rule import FileContext, Rule
-from codemods.rules._trainers import _super_call, assigns_attribute
+from codemods.rules._trainers import _super_call, assigns_attribute, may_be_trainer
 
 NUM_ITEMS = "num_items_in_batch"
 DECLARATION = "loss_is_scaled_for_ga = False"
@@ -70,11 +70,16 @@ def _takes(fn: ast.FunctionDef | ast.AsyncFunctionDef, method: _Method) -> bool:
     return args.vararg is not None or len(_positional(fn)) - 1 > method.positional
 
 
-def _append_param(name: str):
+def _append_param(name: str, explode_indent: str | None):
     """fn for a libcst FunctionDef: `name=None` after the last positional parameter (kept on its own line when the
-    signature is written one parameter per line)."""
+    signature is written one parameter per line; `explode_indent`: then one parameter per line, the line having grown
+    past the line length)."""
 
     def fn(node: cst.FunctionDef) -> cst.FunctionDef:
+        new = _appended(node)
+        return cstutil.one_param_per_line(new, explode_indent) if explode_indent is not None else new
+
+    def _appended(node: cst.FunctionDef) -> cst.FunctionDef:
         params = node.params
         items = list(params.params)
         new = cst.Param(name=cst.Name(name), default=cst.Name("None"), equal=cstutil.NO_SPACE)
@@ -142,7 +147,7 @@ class TransformersTrainerSubclassSignatures(Rule):
             if base is not None and hf.is_trainer_class(base):
                 for fn in methods:
                     self.method(info, fn)
-            elif base is None and _unknown_base(ctx, info):
+            elif base is None and may_be_trainer(info):
                 for fn in methods:
                     if (
                         fn.name in ("compute_loss", "training_step")
@@ -161,7 +166,12 @@ class TransformersTrainerSubclassSignatures(Rule):
         method = METHODS[fn.name]
         has_param = _takes(fn, method)
         if not has_param:
-            ctx.edit(fn, _append_param(method.param), f"{fn.name}(..., {method.param}=None)", cst_type=cst.FunctionDef)
+            ctx.edit(
+                fn,
+                _append_param(method.param, self.explode(fn, f", {method.param}=None")),
+                f"{fn.name}(..., {method.param}=None)",
+                cst_type=cst.FunctionDef,
+            )
         bound = not has_param or method.param in {a.arg for a in [*_positional(fn), *fn.args.kwonlyargs]}
         supers = [c for c in _calls_in(ctx, fn) if _super_call(c, fn.name)]
         if bound and (method.super_gate is None or ctx.target_meets(method.super_gate)):
@@ -176,6 +186,22 @@ class TransformersTrainerSubclassSignatures(Rule):
             self.declare_unscaled(info, fn)
         if fn.name == "training_step" and not supers:
             self.own_backward(fn)
+
+    def explode(self, fn: ast.FunctionDef | ast.AsyncFunctionDef, added: str) -> str | None:
+        """The indentation of one parameter per line when `added` pushes the line of the last parameter past the
+        line length (a line already too long is left as it is), else None."""
+        ctx = self.ctx
+        args = fn.args
+        last = _positional(fn)[-1]
+        ends = [last.end_lineno or last.lineno]
+        if args.defaults:
+            ends.append(args.defaults[-1].end_lineno or 0)
+        line = ctx.text.line(max(ends))
+        if len(line) > cstutil.MAX_LINE or len(line) + len(added) <= cstutil.MAX_LINE:
+            return None
+        if (fn.end_lineno or fn.lineno) != fn.lineno and max(ends) != fn.lineno and line.rstrip().endswith(","):
+            return None  # one parameter per line already: the new one gets a line of its own
+        return ctx.text.indent_unit
 
     def own_backward(self, fn: ast.AST) -> None:
         ctx = self.ctx
@@ -288,19 +314,3 @@ def _trainer_shaped(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     """`(self, model, inputs, ...)`: the Trainer's parameter names (Lightning's training_step takes batch, idx)."""
     names = [a.arg for a in _positional(fn)]
     return names[1:3] == ["model", "inputs"]
-
-
-def _unknown_base(ctx: FileContext, info: ClassInfo) -> bool:
-    """A base the codemod cannot resolve that may be a Trainer: a relative import it cannot read, a `*Trainer*`
-    class from elsewhere, an expression."""
-    for base in info.bases:
-        if base is None:
-            return True
-        if (
-            base.what == "ref"
-            and base.cls is None
-            and not hf.is_hf(base.qname)
-            and (base.qname.startswith(".") or "Trainer" in hf.last(base.qname))
-        ):
-            return True
-    return False

@@ -60,6 +60,7 @@ class Settings:
     add_todos: bool = False
     select: frozenset[str] | None = None  # rule ids; None = all
     skip: frozenset[str] = frozenset()
+    _meets: dict = field(default_factory=dict, compare=False, repr=False)  # since -> bool, filled by meets()
 
     def target(self, package: str) -> Version | None:
         value = self.targets.get(package)
@@ -71,12 +72,15 @@ class Settings:
             return None
 
     def meets(self, since: tuple[tuple[str, str], ...]) -> bool:
-        """True when every (package, version) is targeted at >= version (an untargeted package: the newest)."""
-        for package, needed in since:
-            have = self.target(package)
-            if have is not None and Version(have.base_version) < Version(needed):
-                return False
-        return True
+        """True when every (package, version) is targeted at >= version (an untargeted package: the newest).
+        Memoised: every file asks it for every rule and gate."""
+        found = self._meets.get(since)
+        if found is None:
+            found = self._meets[since] = all(
+                (have := self.target(package)) is None or Version(have.base_version) >= Version(needed)
+                for package, needed in since
+            )
+        return found
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,7 @@ def _pyproject_train_extra() -> list[str]:  # pragma: no cover - only without an
     return list(data["project"]["optional-dependencies"]["train"])
 
 
+@functools.lru_cache(maxsize=None)
 def requirements(gates: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     """(package, first version) for gate names of compat.versions (and the compat floor pseudo-gate)."""
     from compat import versions

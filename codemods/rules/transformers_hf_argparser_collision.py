@@ -12,6 +12,7 @@ another file of the project).
 from __future__ import annotations
 
 import ast
+import re
 
 from codemods import hf
 from codemods.rule import FileContext, Rule
@@ -29,10 +30,21 @@ NEW_FIELDS = frozenset(
 )  # fmt: skip
 
 
+_FIELD_SHAPE = re.compile(r"^[ \t]+(?:" + "|".join(sorted(NEW_FIELDS)) + r")[ \t]*:", re.MULTILINE)
+# `from .hparams import ModelArguments`: a dataclass of another file of the project
+_ARGUMENTS_IMPORT = re.compile(
+    r"^[ \t]*from[ \t]+(?!transformers\b|trl\b)[\w.]+[ \t]+import\b[^\n]*Arguments\b", re.MULTILINE
+)
+
+
 class TransformersHfArgparserCollision(Rule):
     id = "transformers-hf-argparser-collision"
     summary = "reports a dataclass field that collides with a newer TrainingArguments field in one HfArgumentParser"
     triggers = ("HfArgumentParser",)
+
+    @classmethod
+    def could_apply(cls, source: str, settings) -> bool:
+        return _FIELD_SHAPE.search(source) is not None or _ARGUMENTS_IMPORT.search(source) is not None
 
     def check(self, ctx: FileContext) -> None:
         a = ctx.analysis

@@ -22,9 +22,14 @@ PRIVATE_TOKENS = tuple(f"_{name}_token" for name in SPECIAL)
 class TransformersPrivateAttributes(Rule):
     id = "transformers-private-attributes"
     summary = "reports tokenizer._pad_token (4.47), .additional_special_tokens (5.0), transformers._import_structure"
-    triggers = ("_token", "_import_structure", "additional_special_tokens")
+    triggers = (
+        *(f".{name}" for name in PRIVATE_TOKENS),
+        "transformers._import_structure",
+        ".additional_special_tokens",
+    )
+    # not `self._pad_token` (a class's own attribute)
     trigger_regex = re.compile(
-        r"\._(?:bos|eos|unk|sep|pad|cls|mask)_token\b|\b_import_structure\b|\.additional_special"
+        r"(?<!self)\._(?:bos|eos|unk|sep|pad|cls|mask)_token\b|\._import_structure\b|\.additional_special"
     )
 
     def check(self, ctx: FileContext) -> None:

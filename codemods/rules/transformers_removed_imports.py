@@ -45,7 +45,12 @@ class TransformersRemovedImports(Rule):
     id = "transformers-removed-imports"
     summary = "transformers.AdamW -> torch.optim.AdamW (same defaults), is_torch_tpu_available, transformers.deepspeed"
     triggers = ("AdamW", OLD_TPU, "deepspeed", *sorted(NO_REPLACEMENT))
-    trigger_regex = re.compile(r"\btransformers\b")
+    trigger_regex = re.compile(
+        r"\btransformers\.(?:deepspeed|(?:optimization\.)?AdamW)\b|\bis_torch_tpu_available\b"
+        r"|\bfrom[ \t]+transformers(?:\.optimization)?[ \t]+import[ \t]*(?:\([^)]*|[^\n]*)\b(?:AdamW|"
+        + "|".join(sorted(NO_REPLACEMENT))
+        + r")\b"
+    )
     gates = (COMPAT_FLOOR_GATE,)
 
     def check(self, ctx: FileContext) -> None:

@@ -139,15 +139,19 @@ FIELDS: tuple[Field, ...] = (
     ),
 )
 _NAMES = tuple(dict.fromkeys(f.old for f in FIELDS))
+_ALTERNATIVES = "|".join(t for t in _NAMES if t != "optim")
+# a keyword (`name=`), a dict key (`"name"`) or an attribute (`.name`): not a dataclass field or an argparse flag
+_SHAPE = re.compile(
+    rf"\b(?:{_ALTERNATIVES})[ \t]*=(?!=)|[\"'](?:{_ALTERNATIVES})[\"']|\.(?:{_ALTERNATIVES})\b"
+    r"|[\"']adamw_(?:hf|apex_fused)[\"']"
+)
 
 
 class TransformersTrainingArgs(Rule):
     id = "transformers-training-args"
     summary = "removed/renamed TrainingArguments fields (eval_strategy, use_cpu, per_device_*, warmup_steps, ...)"
     triggers = tuple(t for t in _NAMES if t != "optim") + ("adamw_hf", "adamw_apex_fused")
-    trigger_regex = re.compile(
-        r"\b(?:" + "|".join(t for t in _NAMES if t != "optim") + r")\b|[\"']adamw_(?:hf|apex_fused)[\"']"
-    )
+    trigger_regex = _SHAPE
     item_gates = tuple(dict.fromkeys(g for f in FIELDS for g in (f.gate, f.read_gate) if g is not None))
 
     def check(self, ctx: FileContext) -> None:

@@ -314,13 +314,16 @@ class FileContext:
 
     def todo(self, node: ast.AST, why: str, *shorter: str) -> None:
         """A `# TODO(compat): <why>; see MIGRATION.md#<anchor>` line above the statement holding `node` (once).
-        `shorter`: other wordings, tried in order when `why` would make the comment longer than MAX_TODO."""
+        `shorter`: other wordings, tried in order when `why` would make the comment longer than MAX_TODO; when none
+        fits, the last is cut at a word (the comment never exceeds MAX_TODO: the report has the whole message)."""
         if self.is_skipped(node):
             return
         for option in (why, *shorter):
             why = option
             if self.fits(why):
                 break
+        else:
+            why = self._cut(why)
         stmt = self.anchor_statement(node)
         text = self.todo_text(why)
         key = (id(stmt), text)
@@ -352,6 +355,12 @@ class FileContext:
     def fits(self, why: str) -> bool:
         """The TODO comment for `why` stays within MAX_TODO characters (use a shorter wording if not)."""
         return len(self.todo_text(why)) <= MAX_TODO
+
+    def _cut(self, why: str) -> str:
+        words = " ".join(why.split()).rstrip(".;").split(" ")
+        while len(words) > 1 and not self.fits(" ".join(words) + " [...]"):
+            words.pop()
+        return " ".join(words) + " [...]"
 
     def todo_text(self, why: str) -> str:
         assert self.rule is not None

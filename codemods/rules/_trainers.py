@@ -80,6 +80,8 @@ class Family:
     gate: str
     callbacks: bool = False
     report_unknown: bool = False
+    # the diagnostic when a construction passes both keywords
+    both: str = "both tokenizer= and processing_class= are given (ValueError from 4.46); keep one"
 
 
 TRANSFORMERS = Family(
@@ -288,10 +290,11 @@ class ProcessingClass:
                     kw,
                     f"if {name} derives from {self.family.label}, write processing_class=",
                     "if this class derives from a Trainer, write processing_class=",
+                    "if a Trainer subclass, write processing_class=",
                 )
             return
         if keyword(call, NEW_KW) is not None:
-            ctx.diagnose(kw, "both tokenizer= and processing_class= are given (ValueError from 4.46); keep one")
+            ctx.diagnose(kw, self.family.both, "tokenizer= and processing_class= both given; keep one")
             return
         ctx.rename_keyword(kw, NEW_KW)
 
@@ -357,7 +360,11 @@ class ProcessingClass:
         if param is not None and scope is not None:
             if NEW_KW in scope.locals or any(NEW_KW in a.scope_of(n).locals for n in a.names.get(NEW_KW, ())
                                              if a.enclosing_function(n) is fn):  # fmt: skip
-                ctx.diagnose(param, "events pass processing_class=, not tokenizer=; rename this parameter by hand")
+                ctx.diagnose(
+                    param,
+                    "events pass processing_class=, not tokenizer=; rename this parameter by hand",
+                    "events pass processing_class=: rename this parameter",
+                )
             else:
                 binding = a.binding_for(param)
                 ctx.edit(
@@ -429,7 +436,13 @@ def rename_keys(
     problem = flow_problem(a, flow, renames)
     if problem is not None:
         for key, node in flow.key_nodes:
-            ctx.diagnose(node, f"{problem}; rename its {key} key by hand", f"{problem}; rename by hand")
+            ctx.diagnose(
+                node,
+                f"{problem}; rename its {key} key by hand",
+                f"{problem}; rename by hand",
+                f"dict used elsewhere too; rename {key} by hand",
+                "dict used elsewhere too; rename its key by hand",
+            )
         return
     for key, node, _container in flow.key_defs:
         if isinstance(node, ast.keyword):
@@ -485,7 +498,12 @@ class Change:
     message: str = ""
 
 
-Plan = "list[tuple[Item, Change]] | str | None"  # changes / a diagnostic message (item left) / nothing to do
+# changes / a diagnostic (item left: a message, or a tuple of wordings, longest first) / nothing to do
+Plan = "list[tuple[Item, Change]] | str | tuple[str, ...] | None"
+
+
+def _messages(report: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (report,) if isinstance(report, str) else report
 
 
 def literal(code: str) -> ValueFn:
@@ -534,7 +552,8 @@ def _truth(node: ast.AST | None) -> bool | None:
 class Field:
     """One keyword of a config class. `gate`: the gate its rewrite needs (None: valid on every supported version).
     `read`: what attribute reads/writes of it on a typed config become (a new attribute name, a diagnostic message
-    starting with "!", or None: silent), from `read_gate` on (default: `gate`)."""
+    starting with "!" (shorter wordings for TODO comments after " | "), or None: silent), from `read_gate` on
+    (default: `gate`)."""
 
     def __init__(self, old: str, gate: str | None = None, read: str | None = None, read_gate: str | None = None):
         self.old = old
@@ -561,12 +580,15 @@ class _Renamed(Field):
     def plan(self, item: Item, siblings: Mapping[str, Item]) -> Plan:
         beside = next((k for k in self.unless if k in siblings), None)
         if beside is not None:
-            return f"{self.old}= with {beside}=: combine them into {self.new}= by hand"
+            return (
+                f"{self.old}= with {beside}=: combine them into {self.new}= by hand",
+                f"combine into {self.new}= by hand",
+            )
         other = siblings.get(self.new)
         if other is None:
             return [(item, Change(self.new, message=f"{self.old}= -> {self.new}="))]
         if not self.keep_old_value or not isinstance(item.node, ast.keyword) or item.container is not other.container:
-            return f"both {self.old}= and {self.new}= are given; keep {self.new}= only"
+            return (f"both {self.old}= and {self.new}= are given; keep {self.new}= only", f"keep {self.new}= only")
         # the old keyword won over the new one where both were accepted: its value is the one that ran
         return [
             (other, Change(None, message=f"{self.new}= dropped (the old {self.old}= won)")),
@@ -585,7 +607,7 @@ def renamed(
 
 class _Flag(Field):
     def __init__(self, old, new, on, off, gate, computed, conflict) -> None:
-        super().__init__(old, gate, read=f"!{old} is gone: read {new}")
+        super().__init__(old, gate, read=f"!{old} is gone: read {new} | gone: read {new}")
         self.new, self.on, self.off, self.computed, self.conflict = new, on, off, computed, conflict
 
     def plan(self, item: Item, siblings: Mapping[str, Item]) -> Plan:
@@ -606,7 +628,7 @@ class _Flag(Field):
                 ]
             if self.conflict == "same" and isinstance(other.value, ast.AST) and _same_literal(other.value, self.on):
                 return [(item, Change(None, message=f"{self.old}= dropped ({self.new}= says the same)"))]
-            return f"{self.old}= beside {self.new}=: keep {self.new}= only"
+            return (f"{self.old}= beside {self.new}=: keep {self.new}= only", f"keep {self.new}= only")
         if truth is True:
             return [(item, Change(self.new, literal(self.on), f"{self.old}=True -> {self.new}={self.on}"))]
         if self.off is None:
@@ -635,19 +657,21 @@ def flag(
     default), a computed `old=X` -> `new=<on> if X else <off>` (or the diagnostic `computed` when `off` is None).
     Beside an explicit `new=`: "replace" (the flag won: `new=<on>`), "same" (dropped when `new=` says `<on>`),
     "report"."""
-    return _Flag(old, new, on, off, gate, computed or f"computed {old}=: write {new}= by hand", conflict)
+    report = tuple(computed.split(" | ")) if computed else (f"computed {old}=: write {new}= by hand",)
+    return _Flag(old, new, on, off, gate, report, conflict)
 
 
 class _Removed(Field):
     def __init__(self, old: str, gate: str | None, hint: str) -> None:
-        super().__init__(old, gate, read=f"!{old} is gone (AttributeError){hint}")
+        super().__init__(old, gate, read=f"!{old} is gone (AttributeError){hint} | {old} is gone (AttributeError)")
         self.hint = hint
 
     def plan(self, item: Item, siblings: Mapping[str, Item]) -> Plan:
         if not pure(item.value):
-            return f"{self.old}= is removed; its value is computed here: drop it by hand{self.hint}"
+            return (f"{self.old}= is removed; its value is computed here: drop it by hand{self.hint}",
+                    f"{self.old}= is removed: drop it by hand", "removed: drop it by hand")  # fmt: skip
         if isinstance(item.container, ast.Assign):
-            return f"{self.old} is removed: delete this line{self.hint}"
+            return (f"{self.old} is removed: delete this line{self.hint}", "removed: delete this line")
         return [(item, Change(None, message=f"{self.old}= dropped (removed)"))]
 
 
@@ -690,7 +714,7 @@ def values(old: str, mapping: Mapping, gate: str | None = None, message: str | N
 
 
 class _Reported(Field):
-    def __init__(self, old: str, gate: str | None, message: str, read: str | None) -> None:
+    def __init__(self, old: str, gate: str | None, message: str | tuple[str, ...], read: str | None) -> None:
         super().__init__(old, gate, read=read)
         self.message = message
 
@@ -698,8 +722,9 @@ class _Reported(Field):
         return self.message
 
 
-def reported(old: str, gate: str | None, message: str, read: str | None = None) -> Field:
-    """A keyword the codemod cannot rewrite: every use is reported (`read`: for attribute reads, "!message")."""
+def reported(old: str, gate: str | None, message: str | tuple[str, ...], read: str | None = None) -> Field:
+    """A keyword the codemod cannot rewrite: every use is reported (`message`: or its wordings, longest first;
+    `read`: for attribute reads, "!message | shorter")."""
     return _Reported(old, gate, message, read)
 
 
@@ -782,8 +807,8 @@ class ConfigFields:
             if field is None or id(item.node) in done or declares_field(info, key):
                 continue
             plan = field.plan(item, items)
-            if isinstance(plan, str):
-                self.ctx.diagnose(item.node, plan)
+            if isinstance(plan, (str, tuple)):
+                self.ctx.diagnose(item.node, *_messages(plan))
             elif plan:
                 done.update(id(target.node) for target, _ in plan)
                 self.apply_plan(plan)
@@ -808,7 +833,13 @@ class ConfigFields:
         problem = flow_problem(a, flow, renames)
         if problem is not None:
             for key, node in flow.key_nodes:
-                ctx.diagnose(node, f"{problem}; change its {key} key by hand", f"{problem}; change it by hand")
+                ctx.diagnose(
+                    node,
+                    f"{problem}; change its {key} key by hand",
+                    f"{problem}; change it by hand",
+                    f"dict used elsewhere too; change {key} by hand",
+                    "dict used elsewhere too; change its key by hand",
+                )
             return
         items: dict[str, Item] = {}
         for key, node, container in flow.key_defs:
@@ -829,8 +860,8 @@ class ConfigFields:
             if field is None or declares_field(info, key):
                 continue
             plan = field.plan(item, siblings)
-            if isinstance(plan, str):
-                ctx.diagnose(item.node, plan)
+            if isinstance(plan, (str, tuple)):
+                ctx.diagnose(item.node, *_messages(plan))
             elif plan:
                 changed.update((target.key, change) for target, change in plan)
                 self.apply_plan(plan)
@@ -841,7 +872,11 @@ class ConfigFields:
             if change.new is not None and change.value is None and isinstance(node, ast.Constant):
                 ctx.rename_string(node, key, change.new)
             else:
-                ctx.diagnose(node, f'"{key}" is read here but rewritten where the dict is built; adjust by hand')
+                ctx.diagnose(
+                    node,
+                    f'"{key}" is read here but rewritten where the dict is built; adjust by hand',
+                    "this key is rewritten where the dict is built; adjust it",
+                )
 
     # -- attributes of typed configs
     def attribute(self, node: ast.Attribute, field: Field) -> None:
@@ -857,7 +892,7 @@ class ConfigFields:
         read = field.read
         assert read is not None
         if read.startswith("!"):
-            ctx.diagnose(node, read[1:])
+            ctx.diagnose(node, *_messages(tuple(read[1:].split(" | "))))
         else:
             ctx.rename_attribute(node, read)
 

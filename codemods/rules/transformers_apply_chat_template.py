@@ -51,6 +51,7 @@ class TransformersApplyChatTemplate(Rule):
                     call,
                     "if this is a tokenizer, pass return_dict=False (5.0 returns a BatchEncoding, not the ids)",
                     "if a tokenizer, pass return_dict=False (5.0 returns a dict)",
+                    "if a tokenizer, pass return_dict=False",
                 )
                 continue
             ctx.edit(call, _fitted(ctx, call), "apply_chat_template(..., return_dict=False)")

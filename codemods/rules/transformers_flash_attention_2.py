@@ -45,4 +45,8 @@ class TransformersFlashAttention2(Rule):
         for kw in ctx.analysis.keywords.get(OLD, ()):
             call = ctx.analysis.call_of_keyword(kw)
             if call is not None and loading_call(ctx, call, KEYWORDS) == "unknown" and keyword(call, OLD) is kw:
-                ctx.diagnose(call, 'unknown receiver: if a transformers model, write attn_implementation="..."')
+                ctx.diagnose(
+                    call,
+                    'unknown receiver: if a transformers model, write attn_implementation="..."',
+                    "if a transformers model, write attn_implementation=",
+                )

@@ -69,7 +69,8 @@ class TransformersHfArgparserCollision(Rule):
                             f"{k.cls.name}.{name} collides with TrainingArguments.{name} in this HfArgumentParser "
                             "(conflicting option strings): rename the field"
                         )
-                        if k.cls.analysis is a:
-                            ctx.diagnose(stmt, message, f"{name} collides with a TrainingArguments field; rename it")
-                        else:
-                            ctx.diagnose(call, message, f"{name} collides with a TrainingArguments field; rename it")
+                        shorter = (
+                            f"{name} is a TrainingArguments field too; rename it",
+                            "a TrainingArguments field too",
+                        )
+                        ctx.diagnose(stmt if k.cls.analysis is a else call, message, *shorter)

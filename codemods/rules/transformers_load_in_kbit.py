@@ -152,6 +152,7 @@ class TransformersLoadInKbit(Rule):
             ctx.diagnose(
                 call,
                 "unknown receiver: if a transformers class, pass quantization_config=",
+                "if a transformers class, pass quantization_config=",
             )
 
     def plan_dict_value(self, value: ast.AST, anchor: ast.AST) -> None:

@@ -38,13 +38,22 @@ class TransformersPrivateAttributes(Rule):
             for node in a.attributes.get(name, ()):
                 if tokenizer_receiver(ctx, node.value) != "no":
                     public = name[1:]
-                    ctx.diagnose(node, f"{name} is gone from 4.47 (private): use tokenizer.{public}")
+                    ctx.diagnose(
+                        node,
+                        f"{name} is gone from 4.47 (private): use tokenizer.{public}",
+                        f"gone from 4.47: use .{public}",
+                    )
         for node in a.attributes.get("additional_special_tokens", ()):
             if tokenizer_receiver(ctx, node.value) == "yes":
-                ctx.diagnose(node, "additional_special_tokens is gone in 5.0: use tokenizer.extra_special_tokens")
+                ctx.diagnose(
+                    node,
+                    "additional_special_tokens is gone in 5.0: use tokenizer.extra_special_tokens",
+                    "gone in 5.0: use .extra_special_tokens",
+                )
         for node in a.attributes.get("_import_structure", ()):
             if a.qualified_name(node) == "transformers._import_structure":
                 ctx.diagnose(
                     node,
                     '_import_structure is keyed per file from 4.52: test hasattr(transformers, "Name") instead',
+                    "keyed per file from 4.52: use hasattr()",
                 )

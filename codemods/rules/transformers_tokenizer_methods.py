@@ -39,7 +39,11 @@ class TransformersTokenizerMethods(Rule):
                 if verdict == "no":
                     continue
                 if verdict == "unknown":
-                    ctx.diagnose(call, f"if a transformers tokenizer, call it: tok(...) ({method} is gone in 5.0)")
+                    ctx.diagnose(
+                        call,
+                        f"if a transformers tokenizer, call it: tok(...) ({method} is gone in 5.0)",
+                        "if a tokenizer, call it: tok(...) (gone in 5.0)",
+                    )
                 elif len(call.args) > positional or any(isinstance(x, ast.Starred) for x in call.args):
                     ctx.diagnose(
                         call,

@@ -40,7 +40,10 @@ class _TokenizerType(Field):
         if value is None:
             if isinstance(item.value, ast.Constant) and item.value.value is None:
                 return None
-            return "computed tokenizer_type=: 5.x maps few types (llama raises); drop it if the checkpoint has one"
+            return (
+                "computed tokenizer_type=: 5.x maps few types (llama raises); drop it if the checkpoint has one",
+                "5.x maps few types: drop it if the checkpoint has one",
+            )
         if value in REMOVED:
             return [(item, Change(None, message=f'tokenizer_type="{value}" dropped (not a 5.x tokenizer type)'))]
         return None

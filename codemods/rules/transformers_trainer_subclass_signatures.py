@@ -158,6 +158,7 @@ class TransformersTrainerSubclassSignatures(Rule):
                             fn,
                             f"if {cls.name} derives from transformers.Trainer, {fn.name} must take {NUM_ITEMS}=None",
                             f"if a Trainer subclass, {fn.name} must take {NUM_ITEMS}=None",
+                            f"if a Trainer, add {NUM_ITEMS}=None",
                         )
 
     # ------------------------------------------------------------------ one override
@@ -213,6 +214,7 @@ class TransformersTrainerSubclassSignatures(Rule):
                     call,
                     "backward() here: divide the loss by self.args.gradient_accumulation_steps (the Trainer won't)",
                     "divide this loss by gradient_accumulation_steps yourself",
+                    "divide the loss by the GA steps yourself",
                 )
 
     # ------------------------------------------------------------------ the GA declaration
@@ -254,6 +256,7 @@ class TransformersTrainerSubclassSignatures(Rule):
                 init,
                 f"no super().__init__() here: set {INIT_DECLARATION} after the Trainer is set up",
                 f"set {INIT_DECLARATION} after the base __init__",
+                "set model_accepts_loss_kwargs = False here",
             )
             return
         stmt = ctx.analysis.statement_of(base_init)

@@ -52,19 +52,25 @@ class _WarmupRatio(Field):
         super().__init__(
             "warmup_ratio",
             WARMUP_GATE,
-            read="!warmup_ratio is gone from 5.15: warmup_steps < 1 is the fraction (5.0+)",
+            read="!warmup_ratio is gone from 5.15: warmup_steps < 1 is the fraction (5.0+) | gone from 5.15: use warmup_steps",
         )
 
     def plan(self, item: Item, siblings: Mapping[str, Item]):
         value = item.value
         if isinstance(value, ast.Constant) and isinstance(value.value, (int, float)) and value.value >= 1:
-            return "warmup_ratio >= 1: warmup_steps=1.0 would mean one step on 5.x; write the steps"
+            return (
+                "warmup_ratio >= 1: warmup_steps=1.0 would mean one step on 5.x; write the steps",
+                "ratio >= 1: write warmup_steps as a number of steps",
+            )
         steps = siblings.get("warmup_steps")
         if steps is None:
             return [(item, Change("warmup_steps", message="warmup_ratio= -> warmup_steps= (a fraction on 5.x)"))]
         given = steps.value.value if isinstance(steps.value, ast.Constant) else None
         if not isinstance(given, (int, float)) or isinstance(given, bool) or steps.container is not item.container:
-            return "warmup_ratio= beside a computed warmup_steps=: keep one (warmup_steps < 1 is the ratio on 5.x)"
+            return (
+                "warmup_ratio= beside a computed warmup_steps=: keep one (warmup_steps < 1 is the ratio on 5.x)",
+                "keep one of warmup_ratio= and warmup_steps=",
+            )
         if given > 0:  # 4.x: the steps won
             return [(item, Change(None, message="warmup_ratio= dropped (warmup_steps > 0 won on 4.x)"))]
         return [
@@ -89,38 +95,53 @@ FIELDS: tuple[Field, ...] = (
     renamed("torchdynamo", "torch_compile_backend", keep_old_value=True),
     flag(
         "include_inputs_for_metrics", "include_for_metrics", '["inputs"]', "[]", "include_for_metrics_field"
-    ).with_read("!include_inputs_for_metrics is gone in 5.0: read include_for_metrics", V5),
+    ).with_read(
+        "!include_inputs_for_metrics is gone in 5.0: read include_for_metrics | gone in 5.0: read include_for_metrics",
+        V5,
+    ),
     flag(
         "adafactor",
         "optim",
         '"adafactor"',
         conflict="replace",
-        computed='computed adafactor=: write optim="adafactor" where it is True',
-    ).with_read('!adafactor is gone in 5.0: test optim == "adafactor"', V5),
+        computed='computed adafactor=: write optim="adafactor" where it is True | computed adafactor=: set optim=',
+    ).with_read('!adafactor is gone in 5.0: test optim == "adafactor" | gone in 5.0: test optim', V5),
     values("optim", {"adamw_hf": "adamw_torch", "adamw_apex_fused": "adamw_torch_fused"}),
     *(removed(name, V5) for name in _NO_SUCCESSOR),
     reported(
         "push_to_hub_organization",
         V5,
-        'push_to_hub_organization is removed in 5.0: write hub_model_id="<org>/<name>"',
-        read="!push_to_hub_organization is gone in 5.0: read hub_model_id",
+        (
+            'push_to_hub_organization is removed in 5.0: write hub_model_id="<org>/<name>"',
+            "removed in 5.0: write hub_model_id=",
+        ),
+        read="!push_to_hub_organization is gone in 5.0: read hub_model_id | gone in 5.0: read hub_model_id",
     ),
     reported(
         "fsdp_min_num_params",
         V5,
-        'fsdp_min_num_params is removed in 5.0: pass fsdp_config={"min_num_params": ...}',
-        read="!fsdp_min_num_params is gone in 5.0: read fsdp_config",
+        (
+            'fsdp_min_num_params is removed in 5.0: pass fsdp_config={"min_num_params": ...}',
+            "removed in 5.0: move it into fsdp_config",
+        ),
+        read="!fsdp_min_num_params is gone in 5.0: read fsdp_config | gone in 5.0: read fsdp_config",
     ),
     reported(
         "fsdp_transformer_layer_cls_to_wrap",
         V5,
-        'removed in 5.0: pass fsdp_config={"transformer_layer_cls_to_wrap": [...]}',
-        read="!fsdp_transformer_layer_cls_to_wrap is gone in 5.0: read fsdp_config",
+        (
+            'removed in 5.0: pass fsdp_config={"transformer_layer_cls_to_wrap": [...]}',
+            "removed in 5.0: move it into fsdp_config",
+        ),
+        read="!fsdp_transformer_layer_cls_to_wrap is gone in 5.0: read fsdp_config | gone in 5.0: read fsdp_config",
     ),
     reported(
         "include_tokens_per_second",
         V5,
-        "include_tokens_per_second is removed in 5.0: drop it (throughput is logged differently)",
+        (
+            "include_tokens_per_second is removed in 5.0: drop it (throughput is logged differently)",
+            "removed in 5.0: drop it",
+        ),
         read="!include_tokens_per_second is gone in 5.0",
     ),
     _WarmupRatio(),
@@ -130,12 +151,18 @@ FIELDS: tuple[Field, ...] = (
         '"group_by_length"',
         '"random"',
         "train_sampling_strategy",
-    ).with_read('!group_by_length is gone from 5.2: test train_sampling_strategy == "group_by_length"'),
+    ).with_read(
+        '!group_by_length is gone from 5.2: test train_sampling_strategy == "group_by_length" | gone from 5.2: test train_sampling_strategy'
+    ),
     reported(
         "logging_dir",
         "tensorboard_logging_dir_env",
-        "logging_dir is ignored from 5.0 (TypeError from 5.15): set the TENSORBOARD_LOGGING_DIR env var",
-        read="!logging_dir is gone from 5.15: read os.environ['TENSORBOARD_LOGGING_DIR']",
+        (
+            "logging_dir is ignored from 5.0 (TypeError from 5.15): set the TENSORBOARD_LOGGING_DIR env var",
+            "ignored from 5.0: set env TENSORBOARD_LOGGING_DIR",
+        ),
+        read="!logging_dir is gone from 5.15: read os.environ['TENSORBOARD_LOGGING_DIR'] | gone from 5.15: read env "
+        "TENSORBOARD_LOGGING_DIR",
     ),
 )
 _NAMES = tuple(dict.fromkeys(f.old for f in FIELDS))

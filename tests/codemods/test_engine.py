@@ -362,3 +362,18 @@ def test_list_rules_shows_per_rewrite_gates():
     _list_rules(Settings(), out)
     line = next(ln for ln in out.getvalue().splitlines() if ln.startswith("transformers-training-args "))
     assert "per rewrite: " in line and "warmup_steps_fraction" in line and "train_sampling_strategy" in line
+
+
+def test_todo_never_longer_than_the_limit():
+    class Wordy(Rule):
+        id = "test-wordy-rule-with-a-long-anchor-name"
+        summary = "test"
+        triggers = ("qux",)
+
+        def check(self, ctx):
+            for call in ctx.analysis.calls_by_name.get("qux", ()):
+                ctx.diagnose(call, "a very long explanation " * 8, "still a rather long explanation " * 3)
+
+    out = run("qux(1)\n", Wordy, add_todos=True)
+    todo = out.splitlines()[0]
+    assert len(todo) <= 120 and todo.startswith("# TODO(compat): still a rather long") and " [...]; see MIGRATION.md#" in todo

@@ -32,11 +32,12 @@ from compat.scenarios import Scenario, lora_config, training_args  # noqa: E402
 
 STEPS = 3
 # Relative (Frobenius) error of each gradient and final weight tensor against TRL's. The first step starts from the
-# same weights: what is left is TRL's own loss computation (a fused, chunked LM head; measured: <= 2e-6 on
-# transformers 5.24, <= 3.3e-3 on 4.57). Later steps compound that through bf16 weight updates (measured: <= 1.2e-2
-# on 5.24, <= 8.2e-2 on 4.57). A different preparation (another adapter init, a frozen or fp32 parameter more or
-# less, a missing input-grad hook) shows as errors of order 1.
-FIRST_STEP, TOLERANCE = 1e-2, 0.15
+# same weights: what is left is TRL's own loss computation (a fused, chunked LM head) seen through bf16 activations
+# (measured: <= 3.4e-3, bf16's resolution is 3.9e-3). Later steps compound that through the weight updates (measured:
+# <= 0.10 in the trl-* tox envs). A different preparation (another adapter init, a parameter frozen or trainable, in
+# another dtype, a missing input-grad hook) fails the exact checks before these, or shows as errors of order 1; a
+# gradient scaled by 2 (say, a loss normalised differently) as 0.5 or more.
+FIRST_STEP, TOLERANCE = 1e-2, 0.25
 ROWS, LENGTH, VOCAB = 12, 48, 1000
 
 

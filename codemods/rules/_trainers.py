@@ -3,7 +3,8 @@
 
 Shared by the transformers rules and the TRL rules. A `Family` names one library's trainers: the predicate over the
 qualified name of the library class a construction resolves to (a user subclass resolves to its library base,
-through local and project intermediates), the gate its `processing_class=` needs, and the rule that renames it.
+through local and project intermediates), the gate its `processing_class=` needs (the rule using the family declares
+it), and what is reported (unresolvable classes, both keywords given).
 
 - `trainer_callee(ctx, func, family)`: what the callee of a call is ("trainer" of the family, with the user's
   `ClassInfo` for a subclass; "unknown": a `*Trainer` class the codemod cannot resolve; None).
@@ -18,6 +19,9 @@ through local and project intermediates), the gate its `processing_class=` needs
   qualified name passes `applies`, the user's subclasses that do not redeclare the field, `dataclasses.replace`),
   of the keys of same-scope dicts passed with `**`, and of attribute reads/writes on objects typed as such configs.
   Each `Field` has its own gate; `Field.plan` says what to do with one item (rename, new value, drop, report).
+  Builders: `renamed`, `flag` (a boolean that became a value of another keyword), `values` (literal values
+  replaced), `removed`, `reported`; a rule may subclass `Field` for a rule of its own (see transformers-training-args'
+  warmup_ratio). `ConfigFields(..., calls=pred)` applies a table to other calls (the loading calls of a model class).
 
 The API is stable: TRL's rules build their own `Family` and `Field` tables on it.
 """

@@ -54,11 +54,13 @@ __all__ = [
     "init_takes",
     "literal",
     "may_be_trainer",
+    "no_successor",
     "pure",
     "removed",
     "rename_keys",
     "renamed",
     "reported",
+    "simple_rename",
     "trainer_callee",
     "trainer_class",
     "values",
@@ -1007,3 +1009,14 @@ def _dict_item(key: str, change: Change) -> Callable[[cst.Dict], cst.Dict]:
         return d
 
     return fn
+
+
+def simple_rename(field: Field) -> str | None:
+    """The new name of a field that is a plain rename (`renamed(...)` without `unless`), else None: what a rename
+    outside Python (a YAML recipe's key) can apply."""
+    return field.new if isinstance(field, _Renamed) and not field.unless else None
+
+
+def no_successor(field: Field) -> bool:
+    """The field is gone without a successor (`removed(...)`)."""
+    return isinstance(field, _Removed)

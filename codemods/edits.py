@@ -102,6 +102,7 @@ class NodeEdit:
     drops: tuple[ast.AST, ...] = ()  # ast nodes this edit removes from the code (for unused-import detection)
     cst_type: type | None = None
     collapse: bool = False  # an import edit that may make a try/except or if/else fallback's branches identical
+    header: bool = False  # the edit changes only a def's header (decorators, signature): only that is rendered
     seq: int = 0
 
 
@@ -250,6 +251,7 @@ def _start_col(stmt: ast.AST) -> int:
 @dataclass
 class _Fragment:
     root: ast.stmt
+    header: bool = False  # only the def's header lines (see _header_end)
     edits: list[NodeEdit] = field(default_factory=list)
     comments: list[Comment] = field(default_factory=list)
     inserts: list[Insert] = field(default_factory=list)
@@ -276,8 +278,12 @@ def render(source: str, plan: EditPlan, parents: Callable[[ast.AST], ast.AST | N
 
     # 1. roots: the statements holding node edits, and the compound statements whose block a removal empties
     hosts: dict[int, ast.stmt] = {}
+    header_edits: list[NodeEdit] = []
     for edit in plan.edits:
         stmt = statement_of(edit.target)
+        if edit.header and _header_end(stmt, text) is not None:
+            header_edits.append(edit)  # a signature edit: the def's body need not be parsed
+            continue
         if edit.collapse:
             stmt = _removal_root(stmt, parents)
         hosts[id(stmt)] = stmt
@@ -304,8 +310,14 @@ def render(source: str, plan: EditPlan, parents: Callable[[ast.AST], ast.AST | N
                 return roots[id(a)]
         return None
 
+    headers: dict[int, _Fragment] = {}
     for edit in plan.edits:
-        fragment_of(statement_of(edit.target)).edits.append(edit)  # type: ignore[union-attr]
+        stmt = statement_of(edit.target)
+        frag = fragment_of(stmt)
+        if frag is None:  # a header edit outside every full fragment: a header fragment of its own
+            assert edit in header_edits
+            frag = headers.setdefault(id(stmt), _Fragment(stmt, header=True))
+        frag.edits.append(edit)
     pieces: list[tuple[int, int, int, str]] = []  # (start, end, order, replacement): text edits, applied at the end
     for comment in plan.comments:
         frag = fragment_of(comment.statement)
@@ -357,7 +369,7 @@ def render(source: str, plan: EditPlan, parents: Callable[[ast.AST], ast.AST | N
             start, end = _with_blank_lines(text, stmt, parents, start, end)
             pieces.append((start, end, removal.seq, ""))
 
-    for frag in roots.values():
+    for frag in [*roots.values(), *headers.values()]:
         start, end, code = _render_fragment(text, frag, parents)
         if not code:  # the whole statement went (a collapsed import fallback)
             start, end = _with_blank_lines(text, frag.root, parents, start, end)
@@ -445,11 +457,31 @@ def _removal_root(stmt: ast.stmt, parents) -> ast.stmt:
     return root
 
 
+def _header_end(stmt: ast.stmt, text: Text) -> int | None:
+    """For a def whose body starts on a line of its own: the line where that body starts (its header is everything
+    above); else None (the whole statement is rendered)."""
+    if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) or not starts_line(stmt, text):
+        return None
+    body_line = first_line(stmt.body[0])
+    args = stmt.args
+    parts = [*stmt.decorator_list, *args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg,
+             *args.defaults, *args.kw_defaults, stmt.returns]  # fmt: skip
+    last = max([stmt.lineno, *((p.end_lineno or p.lineno) for p in parts if p is not None)])
+    return body_line if body_line > last and starts_line(stmt.body[0], text) else None
+
+
 def _render_fragment(text: Text, frag: _Fragment, parents) -> tuple[int, int, str]:
     root = frag.root
     line0 = first_line(root)
     end_line = root.end_lineno or root.lineno
     end = text.offset(end_line, root.end_col_offset or 0)
+    tail = ""
+    if frag.header:
+        # the header's lines and a `pass` body in place of the real one, which stays as it is
+        body_line = _header_end(root, text)
+        assert body_line is not None
+        end = text.line_start(body_line)
+        tail = text.indent(body_line) + "pass" + text.newline
     if starts_line(root, text):
         # The statement's whole lines, inside `if 1:` when indented: libcst then knows the block's indentation
         # (for the lines it adds) and the positions are the file's own columns.
@@ -461,7 +493,7 @@ def _render_fragment(text: Text, frag: _Fragment, parents) -> tuple[int, int, st
         prefix = ""
         col0 = text.char_col(line0, _start_col(root))
         start = text.line_start(line0) + col0
-    snippet = prefix + text.source[start:end]
+    snippet = prefix + text.source[start:end] + tail
     shift = 1 if prefix else 0
     try:
         module = cst.parse_module(snippet)
@@ -475,6 +507,8 @@ def _render_fragment(text: Text, frag: _Fragment, parents) -> tuple[int, int, st
         by_span.setdefault((rng.start.line, rng.start.column, rng.end.line, rng.end.column), []).append(node)
         if isinstance(node, cst.Param):
             by_span.setdefault(("param", rng.start.line, rng.start.column), []).append(node)
+        elif frag.header and isinstance(node, cst.FunctionDef):
+            by_span.setdefault(("def", rng.start.line, rng.start.column), []).append(node)
 
     def local(lineno: int, byte_col: int) -> tuple[int, int]:
         col = text.char_col(lineno, byte_col)
@@ -495,6 +529,11 @@ def _render_fragment(text: Text, frag: _Fragment, parents) -> tuple[int, int, st
             )
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 s = local(node.lineno, node.col_offset)
+                if frag.header and node is root:
+                    key = ("def", *s)
+                    for candidate in by_span.get(key, ()):
+                        return candidate
+                    raise RenderError(f"the def at line {node.lineno} not found in its header fragment")
             e = local(node.end_lineno, node.end_col_offset)  # type: ignore[arg-type]
             key = (*s, *e)
         for candidate in by_span.get(key, ()):
@@ -540,6 +579,10 @@ def _render_fragment(text: Text, frag: _Fragment, parents) -> tuple[int, int, st
         if not code.startswith(prefix):
             raise RenderError(f"the statement at line {line0} was removed whole; cannot render it in place")
         code = code[len(prefix) :]
+    if tail:
+        if not code.endswith(tail):
+            raise RenderError(f"the header of the def at line {line0} did not render in place")
+        code = code[: -len(tail)]
     if not code.strip() and start == text.line_start(line0):
         end = text.next_line_start(end_line)  # removed whole: its line goes too
         code = ""

@@ -271,18 +271,21 @@ class FileContext:
         collapse: bool = False,
         counted: bool = True,
         at: ast.AST | None = None,
+        header: bool = False,
     ) -> bool:
         """Ask for `fn(libcst node)` on the libcst node at the position of `node`; counted as one rewrite (unless
         `counted=False`: part of another rewrite), reported at `at` (default: `node`; e.g. the keyword an edit of
         its call drops). `drops`: the ast nodes the edit removes from the code (an import whose every use is dropped
-        can go). Returns False (and asks nothing) in a `# compat: skip` statement."""
+        can go). `header`: `fn` changes only the header of the def `node` is in (its signature, decorators): the
+        engine then renders only the header, not the whole body. Returns False (and asks nothing) in a
+        `# compat: skip` statement."""
         if self.is_skipped(node):
             return False
         key = (self.rule_id, id(node), message)
         if key in self._edited:
             return False  # the same edit asked twice (a key reached through two paths)
         self._edited.add(key)
-        self.plan.add_edit(NodeEdit(self.rule_id, node, fn, message, exclusive, drops, cst_type, collapse))
+        self.plan.add_edit(NodeEdit(self.rule_id, node, fn, message, exclusive, drops, cst_type, collapse, header))
         if counted:
             line, col = self.position(at if at is not None else node)
             self.findings.append(Finding(self.rule_id, "rewrite", line, message, col))

@@ -377,6 +377,7 @@ class ProcessingClass:
                     param,
                     lambda p: p.with_changes(name=cst.Name(NEW_KW)),
                     "event parameter tokenizer -> processing_class",
+                    header=True,
                 )
                 for name in a.names.get(OLD_KW, ()):
                     if a.enclosing_function(name) is None or not _inside(a, name, fn):

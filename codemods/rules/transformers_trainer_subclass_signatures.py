@@ -172,6 +172,7 @@ class TransformersTrainerSubclassSignatures(Rule):
                 _append_param(method.param, self.explode(fn, f", {method.param}=None")),
                 f"{fn.name}(..., {method.param}=None)",
                 cst_type=cst.FunctionDef,
+                header=True,
             )
         bound = not has_param or method.param in {a.arg for a in [*_positional(fn), *fn.args.kwonlyargs]}
         supers = [c for c in _calls_in(ctx, fn) if _super_call(c, fn.name)]

@@ -377,3 +377,58 @@ def test_todo_never_longer_than_the_limit():
     out = run("qux(1)\n", Wordy, add_todos=True)
     todo = out.splitlines()[0]
     assert len(todo) <= 120 and todo.startswith("# TODO(compat): still a rather long") and " [...]; see MIGRATION.md#" in todo
+
+
+class AddParam(Rule):
+    """`def f(...)` gets a parameter `z=None` (a header edit), `bar(...)` -> `baz(...)` inside it."""
+
+    id = "test-add-param"
+    summary = "test"
+    triggers = ("def",)
+
+    def check(self, ctx):
+        import codemods.cstutil as cu
+
+        for fn in ctx.analysis.functions.get("f", ()):
+            if any(a.arg == "z" for a in fn.args.args):
+                continue
+            ctx.edit(
+                fn,
+                lambda d: d.with_changes(
+                    params=d.params.with_changes(
+                        params=[*d.params.params, cst.Param(cst.Name("z"), default=cst.Name("None"), equal=cu.NO_SPACE)]
+                    )
+                ),
+                "z=None",
+                cst_type=cst.FunctionDef,
+                header=True,
+            )
+        for call in ctx.analysis.calls_by_name.get("bar", ()):
+            ctx.edit(call.func, lambda n: n.with_changes(value="baz"), "bar -> baz")
+
+
+def test_header_edits_render_only_the_header(monkeypatch):
+    src = (
+        "class C:\n"
+        "    @decorate\n"
+        "    def f(self, a: int,\n          b=2) -> int:  # keep\n"
+        "        # the body\n"
+        "        x = bar(a)\n"
+        "        return x + b\n\n"
+        "def f(): return bar(1)\n"
+    )
+    seen = []
+    real = cst.parse_module
+    monkeypatch.setattr(cst, "parse_module", lambda code, *a, **k: seen.append(code) or real(code, *a, **k))
+    out = run(src, AddParam)
+    assert out == (
+        "class C:\n"
+        "    @decorate\n"
+        "    def f(self, a: int,\n          b=2, z=None) -> int:  # keep\n"
+        "        # the body\n"
+        "        x = baz(a)\n"
+        "        return x + b\n\n"
+        "def f(z=None): return baz(1)\n"  # a one-line def is rendered whole
+    )
+    header = next(code for code in seen if "@decorate" in code)
+    assert "return x + b" not in header and header.rstrip().endswith("pass")

@@ -71,9 +71,9 @@ def test_prepare_peft_model_merges_an_existing_adapter_like_trl(tiny_model_path,
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         model = prepare_peft_model(first, lora_config(r=8), args)
-    user = [w for w in record if w.category is UserWarning]
-    assert any("merged" in str(w.message) and "save" in str(w.message).lower() for w in user)
-    assert all(w.filename == __file__ for w in user)
+    merged = [w for w in record if w.category is UserWarning and "merged" in str(w.message)]
+    assert len(merged) == 1 and "save" in str(merged[0].message).lower()
+    assert merged[0].filename == __file__  # the caller's line
     assert isinstance(model, PeftModel)
     q_proj = model.base_model.model.model.layers[0].self_attn.q_proj
     assert q_proj.lora_A["default"].weight.shape[0] == 8  # the new adapter only

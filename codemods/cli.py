@@ -30,10 +30,11 @@ from pathlib import Path
 from packaging.version import InvalidVersion, Version
 
 from codemods import RULES, rules_by_id
-from codemods.discovery import NB_SUFFIX, discover
+from codemods.discovery import NB_SUFFIX, YAML_SUFFIXES, discover
 from codemods.engine import active_rules, transform
 from codemods.notebooks import transform_notebook
 from codemods.project import Project
+from codemods.recipes import transform_recipe
 from codemods.rule import Rule, Settings
 from codemods.targets import resolve_targets
 
@@ -54,6 +55,10 @@ def decode(data: bytes) -> Decoded:
     if encoding == "utf-8" and data.startswith(codecs.BOM_UTF8):
         encoding = "utf-8-sig"
     return Decoded(data.decode(encoding), encoding)
+
+
+def _yaml_encoding(data: bytes) -> str:
+    return "utf-8-sig" if data.startswith(codecs.BOM_UTF8) else "utf-8"
 
 
 # ---------------------------------------------------------------------------------------------- per file
@@ -112,13 +117,17 @@ def process_source(
     name: str,
     notebook: bool = False,
     project: Project | None = None,
+    recipe: bool = False,
 ) -> tuple[FileResult, bytes]:
-    """Transform one file's bytes. Returns the result and the new bytes (== data when unchanged)."""
+    """Transform one file's bytes. Returns the result and the new bytes (== data when unchanged). `recipe`: a YAML
+    file (codemods.recipes)."""
     try:
-        decoded = decode(data)
+        decoded = decode(data) if not recipe else Decoded(data.decode("utf-8-sig"), _yaml_encoding(data))
     except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
         return FileResult(name, "failed", error=f"cannot decode: {exc}"), data
-    if notebook:
+    if recipe:
+        result = transform_recipe(decoded.text, settings, name, project=project)
+    elif notebook:
         result = transform_notebook(decoded.text, settings, name, project=project)
     else:
         result = transform(decoded.text, settings, filename=name, project=project)
@@ -161,11 +170,13 @@ def process_file(
         data = path.read_bytes()
     except OSError as exc:
         return FileResult(display, "failed", error=f"cannot read: {exc.strerror or exc}")
-    result, new_data = process_source(data, settings, display, notebook=path.suffix == NB_SUFFIX, project=project)
+    result, new_data = process_source(
+        data, settings, display, notebook=path.suffix == NB_SUFFIX, project=project, recipe=path.suffix in YAML_SUFFIXES
+    )
     if result.status != "changed":
         return result
     if mode == MODE_DIFF:
-        encoding = decode(data).encoding
+        encoding = _yaml_encoding(data) if path.suffix in YAML_SUFFIXES else decode(data).encoding
         result.diff = _unified_diff(data.decode(encoding), new_data.decode(encoding), display)
     elif mode == MODE_WRITE:
         try:

@@ -1,5 +1,7 @@
 """Which files a run covers: Python and notebook files under the given paths, `.gitignore`-aware inside a git work
-tree, virtualenvs / build directories / VCS metadata skipped, `--exclude` globs honoured."""
+tree, virtualenvs / build directories / VCS metadata skipped, `--exclude` globs honoured. YAML files too (given on
+the command line or found under the paths): codemods.recipes rewrites the ones that read as TRL/transformers
+recipes and leaves every other YAML file alone."""
 
 from __future__ import annotations
 
@@ -9,10 +11,11 @@ import subprocess
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-__all__ = ["NB_SUFFIX", "PY_SUFFIXES", "discover"]
+__all__ = ["NB_SUFFIX", "PY_SUFFIXES", "YAML_SUFFIXES", "discover"]
 
 PY_SUFFIXES = (".py", ".pyi")
 NB_SUFFIX = ".ipynb"
+YAML_SUFFIXES = (".yaml", ".yml")
 SKIP_DIRS = frozenset(
     {
         ".git", ".hg", ".svn", ".tox", ".nox", ".venv", "venv", ".env", "__pycache__", "build", "dist",
@@ -91,7 +94,7 @@ def discover(paths: Sequence[str], excludes: Sequence[str] = ()) -> tuple[list[P
                     if not SKIP_DIRS.intersection(f.relative_to(p).parts[:-1]) and f.is_file()
                 )  # fmt: skip
             for f in candidates:
-                if f.suffix in PY_SUFFIXES or f.suffix == NB_SUFFIX:
+                if f.suffix in PY_SUFFIXES or f.suffix == NB_SUFFIX or f.suffix in YAML_SUFFIXES:
                     add(f)
         else:
             errors.append(f"{raw}: no such file or directory")

@@ -80,6 +80,9 @@ def test_gate_is_exercised_on_both_sides(gate):
     new = [env for env, side in sides.items() if side == "new"]
     old = [env for env, side in sides.items() if side == "old"]
     assert new, f"gate {gate.name} ({gate.requirement}): no env on the new side; add one to tox.ini"
+    if gate.name in TRL_TARGET_GATES:
+        # The old side is an old TRL, which only the codemod's targets reach: test_trl_gates_have_fixtures_on_both_sides.
+        return
     if _matrix.below_floor(gate, FLOOR):
         # The old side is below what pyproject's `train` extra supports: no env may go there (test_env_pins).
         assert not old
@@ -103,6 +106,56 @@ def test_below_floor_gates_are_the_ones_expected():
         "eval_strategy_kwarg",
         "include_for_metrics_field",
     }
+
+
+# The TRL gates: compat's runtime does not use TRL (the trl envs install the newest TRL, the oracle of the preparation),
+# so no env is on their old side; they compare the codemod's *target* trl, and their old sides are exercised by the
+# codemod fixtures (`# target: trl=X` below the gate) and by TRL's old scripts in tests/e2e.
+TRL_TARGET_GATES = frozenset(g.name for g in versions.GATES if {pkg for pkg, _ in g.since} == {"trl"})
+
+
+def _just_below(version: Version) -> str:
+    major, minor, micro = (list(version.release) + [0, 0])[:3]
+    if micro:
+        return f"{major}.{minor}.{micro - 1}"
+    return f"{major}.{minor - 1}.999" if minor else f"{major - 1}.999.999"
+
+
+def _fixture_runs(rule_id: str, trl: str) -> list:
+    """(output, findings) of every fixture of `rule_id` with the target trl set to `trl` (other targets kept)."""
+    from codemods.engine import transform
+    from codemods.recipes import transform_recipe
+    from codemods.rule import Settings
+
+    out = []
+    for path in sorted((_matrix.ROOT / "tests" / "codemods" / "fixtures" / rule_id).glob("*.*.in")):
+        source = path.read_text(encoding="utf-8")
+        first = source.split("\n", 1)[0]
+        m = re.match(r"#\s*target:\s*(.*)", first)
+        targets = dict(item.partition("=")[::2] for item in m.group(1).split()) if m else {}
+        settings = Settings(targets={**targets, "trl": trl}, select=frozenset({rule_id}))
+        if path.name.endswith(".yaml.in"):
+            result = transform_recipe(source, settings, str(path))
+        else:
+            result = transform(source, settings, filename=str(path))
+        out.append((result.source, [(f.kind, f.line, f.col, f.message) for f in result.findings]))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(TRL_TARGET_GATES))
+def test_trl_gates_have_fixtures_on_both_sides(name):
+    """Each TRL gate is declared by a codemod rule, and some fixture of that rule comes out differently with the
+    target trl just below the gate and at it: the fixtures exercise both sides."""
+    from codemods import RULES
+
+    gate = versions.GATES_BY_NAME[name]
+    version = Version(dict(gate.since)["trl"])
+    users = sorted(r.id for r in RULES if name in r.gates + r.item_gates)
+    assert users, f"gate {name}: no codemod rule declares it"
+    below, at = _just_below(version), str(version)
+    assert any(_fixture_runs(rule, below) != _fixture_runs(rule, at) for rule in users), (
+        f"gate {name}: no fixture of {users} changes between trl {below} and {at}; add one that uses what it gates"
+    )
 
 
 def test_running_env_matches_tox_ini():

@@ -847,6 +847,114 @@ def test_fact_loss_is_scaled_for_ga_class_attribute(tiny_model_path, tmp_path):
     assert _accumulation_factor(tiny_model_path, tmp_path, trainer) == pytest.approx(1.0, rel=1e-3)
 
 
+# --- TRL (the codemod's TRL rules: what the target trl has; checked against the installed trl) -----------------
+
+
+def _trl():
+    trl = pytest.importorskip("trl", reason="trl is not installed (the e2e, trl-latest and trl-t457-p017 envs have it)")
+    return trl
+
+
+def _fields(cls) -> set[str]:
+    import dataclasses
+
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def _has_module(name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def _trl_attr(module: str, name: str) -> bool:
+    """`module` (a trl module) defines `name`, without importing what the name would import (lazy modules)."""
+    import importlib
+
+    if not _has_module(module):
+        return False
+    return name in dir(importlib.import_module(module))
+
+
+def _trl_config(name: str):
+    trl = _trl()
+    if name in dir(trl):
+        return getattr(trl, name)
+    module = {"ORPOConfig": "trl.experimental.orpo", "CPOConfig": "trl.experimental.cpo"}[name]
+    return getattr(__import__(module, fromlist=[name]), name)
+
+
+def _sft_source() -> str:
+    from trl import SFTTrainer
+
+    return inspect.getsource(SFTTrainer)
+
+
+# gate -> the fact on the installed trl: True exactly on the new side
+TRL_FACTS = {
+    "trl_processing_class": lambda: "processing_class" in inspect.signature(_trl().SFTTrainer.__init__).parameters,
+    "trl_data_utils_processing_class": lambda: "processing_class"
+    in inspect.signature(_trl().maybe_apply_chat_template).parameters,
+    "trl_trainer_configs": lambda: "SFTConfig" in dir(_trl()),
+    "trl_sft_max_length": lambda: "max_length" in _fields(_trl().SFTConfig),
+    "trl_formatting_func_per_example": lambda: "batched = isinstance(formatting_func(" not in _sft_source(),
+    "trl_sft_packing_knobs_removed": lambda: not {"num_of_sequences", "chars_per_token", "dataset_batch_size"}
+    & _fields(_trl().SFTConfig),
+    "trl_sft_data_helpers_removed": lambda: not _trl_attr("trl", "DataCollatorForCompletionOnlyLM")
+    and not _trl_attr("trl.trainer", "ConstantLengthDataset"),
+    "trl_dpo_max_target_length_removed": lambda: "max_target_length" not in _fields(_trl().DPOConfig),
+    "trl_dpo_is_encoder_decoder_removed": lambda: "is_encoder_decoder" not in _fields(_trl().DPOConfig),
+    "trl_dpo_padding_value_removed": lambda: "padding_value" not in _fields(_trl().DPOConfig),
+    "trl_dpo_fields_removed": lambda: not {"max_prompt_length", "rpo_alpha", "reference_free", "generate_during_eval"}
+    & _fields(_trl().DPOConfig)
+    and "loss_weights" in _fields(_trl().DPOConfig),
+    "trl_kto_prompt_length_removed": lambda: not {"max_prompt_length", "max_completion_length"}
+    & _fields(_trl_config("KTOConfig")),
+    "trl_prompt_length_removed": lambda: "max_prompt_length" not in _fields(_trl().GRPOConfig)
+    and "vllm_guided_decoding_regex" not in _fields(_trl().GRPOConfig)
+    and "vllm_structured_outputs_regex" in _fields(_trl().GRPOConfig)
+    and not {"max_prompt_length", "label_pad_token_id"} & _fields(_trl_config("ORPOConfig"))
+    and not {"max_prompt_length", "label_pad_token_id", "padding_value"} & _fields(_trl_config("CPOConfig")),
+    "trl_grpo_log_unique_prompts": lambda: "wandb_log_unique_prompts" not in _fields(_trl().GRPOConfig)
+    and "log_unique_prompts" in _fields(_trl().GRPOConfig),
+    "trl_grpo_vllm_device_removed": lambda: not {"vllm_device", "vllm_dtype"} & _fields(_trl().GRPOConfig),
+    "trl_experimental_trainers": lambda: all(
+        _has_module(f"trl.experimental.{m}") for m in ("orpo", "cpo", "online_dpo", "gkd")
+    ),
+    "trl_trainer_utils_moved": lambda: _trl_attr("trl.experimental.utils", "DPODataCollatorWithPadding")
+    and not _trl_attr("trl.trainer.utils", "DPODataCollatorWithPadding"),
+    "trl_pad_to_length_moved": lambda: _trl_attr("trl.experimental.utils", "pad_to_length")
+    and not _trl_attr("trl.trainer.utils", "pad_to_length"),
+    "trl_cli_utils_removed": lambda: "ScriptArguments" in dir(_trl()),
+    "trl_top_level_utils_removed": lambda: "set_seed" not in dir(_trl()),
+    "trl_setup_chat_format_removed": lambda: "setup_chat_format" not in dir(_trl()),
+    "trl_dataset_formatting_removed": lambda: _trl() and not _has_module("trl.extras.dataset_formatting"),
+    "trl_simple_chat_template_removed": lambda: not _trl_attr("trl.trainer.utils", "SIMPLE_CHAT_TEMPLATE"),
+    "trl_kbit_device_map_removed": lambda: "get_kbit_device_map" not in dir(_trl()),
+    "trl_old_ppo_api_removed": lambda: "PPOConfig" not in dir(_trl()) or "model_name" not in _fields(_trl().PPOConfig),
+    "trl_ddpo_alignprop_removed": lambda: not {"DDPOTrainer", "AlignPropTrainer"} & set(dir(_trl())),
+    "trl_core_removed": lambda: _trl() and not _has_module("trl.core"),
+    "trl_ppo_removed": lambda: "PPOTrainer" not in dir(_trl()) and not _has_module("trl.experimental.ppo"),
+    "trl_trainers_removed": lambda: not {"BCOTrainer", "XPOTrainer", "NashMDTrainer", "PRMTrainer"} & set(dir(_trl()))
+    and not _has_module("trl.experimental.bco"),
+    "trl_model_config_dtype": lambda: "dtype" in _fields(_trl().ModelConfig),
+    "trl_trust_remote_code_on_configs": lambda: "trust_remote_code" not in _fields(_trl().ModelConfig)
+    and "trust_remote_code" in _fields(_trl().SFTConfig),
+}
+for _name in TRL_FACTS:
+    gate(_name)
+
+
+@pytest.mark.parametrize("name", sorted(TRL_FACTS))
+def test_fact_trl_gate(name):
+    """The installed trl is on the side of each TRL gate that the table says (the rewritten code's API exists)."""
+    _trl()
+    assert TRL_FACTS[name]() == new(name), f"gate {name}: trl {versions.installed('trl')} disagrees with the table"
+
+
 # --- the table is fully checked -------------------------------------------------------------------------------------
 
 

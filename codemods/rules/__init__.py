@@ -22,14 +22,19 @@ from codemods.rules.transformers_torch_dtype import TransformersTorchDtype
 from codemods.rules.transformers_trainer_subclass_signatures import TransformersTrainerSubclassSignatures
 from codemods.rules.transformers_training_args import TransformersTrainingArgs
 from codemods.rules.transformers_use_auth_token import TransformersUseAuthToken
+from codemods.rules.trl_dpo_config import TrlDpoConfig
 from codemods.rules.trl_enable_gradient_checkpointing import (
     TrlEnableGradientCheckpointing,
 )
+from codemods.rules.trl_imports import TrlImports
+from codemods.rules.trl_model_config import TrlModelConfig
 from codemods.rules.trl_peft_module_casting_to_bf16 import TrlPeftModuleCastingToBf16
 from codemods.rules.trl_prepare_model_for_kbit_training import (
     TrlPrepareModelForKbitTraining,
 )
 from codemods.rules.trl_prepare_peft_model import TrlPreparePeftModel
+from codemods.rules.trl_sft_config import TrlSftConfig
+from codemods.rules.trl_trainer_processing_class import TrlTrainerProcessingClass
 
 RULES: list[type[Rule]] = [
     TrlPreparePeftModel,
@@ -52,4 +57,9 @@ RULES: list[type[Rule]] = [
     TransformersTokenizerMethods,
     TransformersPrivateAttributes,
     TransformersHfArgparserCollision,
+    TrlTrainerProcessingClass,
+    TrlSftConfig,
+    TrlDpoConfig,
+    TrlModelConfig,
+    TrlImports,
 ]

@@ -94,6 +94,36 @@ def test_fixture(path: Path) -> None:
     )
 
 
+def _recipe_cases():
+    for path in sorted(FIXTURES.glob("*/*.yaml.in")):
+        yield pytest.param(path, id=f"{path.parent.name}/{path.name[: -len('.yaml.in')]}")
+
+
+@pytest.mark.parametrize("path", list(_recipe_cases()))
+def test_recipe_fixture(path: Path) -> None:
+    """A YAML recipe case <case>.yaml.in -> <case>.yaml.out (codemods.recipes), under the rule of its directory:
+    output == expected, a second run changes nothing, the sites reported as in <case>.diag."""
+    from codemods.recipes import transform_recipe
+
+    rule_id = path.parent.name
+    source = path.read_text(encoding="utf-8")
+    expected = path.with_name(path.name[: -len(".in")] + ".out").read_text(encoding="utf-8")
+    settings = settings_for(source, rule_id)
+    result = transform_recipe(source, settings, str(path))
+    assert result.error is None, result.error
+    assert result.source == expected
+    changes = [f for f in result.findings if f.kind != "diagnostic"]
+    assert bool(changes) == (expected != source), result.findings
+    assert all(f.rule == rule_id for f in result.findings), result.findings
+    diag = path.with_name(path.name[: -len(".yaml.in")] + ".diag")
+    if diag.exists():
+        want = [line.split()[:2] for line in diag.read_text(encoding="utf-8").splitlines() if line.strip()]
+        got = [[f"{f.line}:{f.col}", f.rule] for f in result.findings if f.kind != "rewrite"]
+        assert got == want, f"sites reported: {got}"
+    again = transform_recipe(result.source, settings, str(path))
+    assert again.source == result.source and not [f for f in again.findings if f.kind != "diagnostic"]
+
+
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.id)
 def test_every_rule_has_fixtures_and_a_migration_section(rule) -> None:
     assert rule.id and rule.summary and rule.triggers, (

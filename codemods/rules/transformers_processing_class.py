@@ -21,17 +21,20 @@ import re
 from codemods.rule import FileContext, Rule
 from codemods.rules._trainers import TRANSFORMERS, ProcessingClass
 
+_SHAPE = re.compile(r"\btokenizer\b[ \t]*=(?!=)|\.tokenizer\b|[\"']tokenizer[\"']")
+
 
 class TransformersProcessingClass(Rule):
     id = "transformers-processing-class"
     summary = "Trainer(tokenizer=) -> processing_class=; trainer/self.tokenizer; TrainerCallback event parameters"
     triggers = ("tokenizer",)
-    trigger_regex = re.compile(r"\btokenizer\b[ \t]*=(?!=)|\.tokenizer\b|[\"']tokenizer[\"']")
     gates = (TRANSFORMERS.gate,)
 
     @classmethod
     def could_apply(cls, source: str, settings) -> bool:
-        return "Trainer" in source
+        # a Trainer (construction, subclass, callback) and a keyword, attribute or key `tokenizer`; the substring
+        # test first: most files with a tokenizer have no Trainer
+        return "Trainer" in source and _SHAPE.search(source) is not None
 
     def check(self, ctx: FileContext) -> None:
         ProcessingClass(ctx, TRANSFORMERS).run()

@@ -111,6 +111,18 @@ class TrlModelConfig(Rule):
             return None
         return parser.classes, b.path[0]
 
+    def parser_kinds(self, parser: ast.AST) -> list | None:
+        """The kinds of the classes of `HfArgumentParser((A, B, C))` (inline, or a name bound once to it), the
+        user's own classes included (None when the tuple is not a literal we can read)."""
+        a = self.ctx.analysis
+        call = parser
+        if isinstance(parser, ast.Name):
+            found = a.reaching(parser)
+            call = found[0].value if len(found) == 1 and found[0].kind == "assign" and not found[0].path else None
+        if not isinstance(call, ast.Call) or not call.args or not isinstance(call.args[0], (ast.Tuple, ast.List)):
+            return None
+        return [self.ctx.kinds.kind_of(el) for el in call.args[0].elts]
+
     def receiver(self, node: ast.AST) -> str:
         if not isinstance(node, ast.Name):
             return "no" if not isinstance(node, ast.Call) else self.call_receiver(node)
@@ -198,12 +210,12 @@ class TrlModelConfig(Rule):
         parse = self.parse_of(b) if b.path else None
         if parse is None or not isinstance(b.statement, ast.Assign) or len(b.statement.targets) != 1:
             return None
-        classes, _ = parse
         target = b.statement.targets[0]
-        if not isinstance(target, (ast.Tuple, ast.List)):
+        classes = self.parser_kinds(b.value.func.value)  # type: ignore[union-attr]
+        if not isinstance(target, (ast.Tuple, ast.List)) or classes is None:
             return None
         for cls, element in zip(classes, target.elts):
-            if cls is None:
+            if cls is None or cls.what not in ("ref", "local"):
                 if isinstance(element, ast.Name):
                     return None  # a class we cannot see: it may declare the field
                 continue

@@ -524,34 +524,37 @@ def fit(call: cst.Call, col: int, suffix: int, block: str, unit: str) -> cst.Cal
 
 
 def fit_trainer(new: cst.Call, i: int, one_line: bool, head: int, suffix: int, col: int, block: str, unit: str):
-    """The trainer call after a move: a one-line call that became too long gets one argument per line; then the
-    argument `i` (the config) is split when its own line is too long."""
+    """The trainer call after a move, laid out as black would: a call that stays within the line length keeps its
+    layout; else argument `i` (the config) is split where it starts its own line, and otherwise the trainer call
+    gets one argument per line first. `head`/`col`: the columns of the trainer call and of the config."""
     width = cstutil.MAX_LINE - len(block)
-    text = cstutil.code(new)
-    if one_line and "\n" not in text:
-        if head + len(text) + suffix <= cstutil.MAX_LINE:
-            return new
-        args = [a.with_changes(comma=cst.Comma(whitespace_after=_newline(unit))) for a in new.args]
-        args[-1] = args[-1].with_changes(comma=cst.Comma(whitespace_after=_newline("")),
-                                         whitespace_after_arg=cst.SimpleWhitespace(""))  # fmt: skip
-        new = new.with_changes(args=args, whitespace_before_args=_newline(unit))
-        base_rel, start = unit, len(block) + len(unit)
-    else:
-        base_rel = _arg_line_indent(new, i)
-        start = col if base_rel is None else len(block) + len(base_rel)
-        base_rel = base_rel if base_rel is not None else None
     arg = new.args[i]
     value = arg.value
-    if not isinstance(value, cst.Call):
+    arg_len = len(cstutil.code(arg.with_changes(comma=cst.MaybeSentinel.DEFAULT))) + 1  # its comma
+    if one_line:
+        if head + len(cstutil.code(new)) + suffix <= cstutil.MAX_LINE:
+            return new
+    else:
+        rel = _arg_line_indent(new, i)
+        if rel is not None:  # the config starts its line
+            if len(block) + len(rel) + arg_len <= cstutil.MAX_LINE or not isinstance(value, cst.Call):
+                return new
+            return _with_arg(new, i, split(value, rel, unit, width))
+        if col + len(cstutil.code(value)) + 1 <= cstutil.MAX_LINE:
+            return new
+    args = [a.with_changes(comma=cst.Comma(whitespace_after=_newline(unit))) for a in new.args]
+    args[-1] = args[-1].with_changes(comma=cst.Comma(whitespace_after=_newline("")),
+                                     whitespace_after_arg=cst.SimpleWhitespace(""))  # fmt: skip
+    new = new.with_changes(args=args, whitespace_before_args=_newline(unit))
+    if len(block) + len(unit) + arg_len <= cstutil.MAX_LINE or not isinstance(value, cst.Call):
         return new
-    line = start + len(cstutil.code(arg.with_changes(comma=cst.MaybeSentinel.DEFAULT))) + 1
-    if "\n" in cstutil.code(value) or line <= cstutil.MAX_LINE:
-        return new
-    if base_rel is None:  # the config does not start its line: indent its arguments from the trainer's line
-        base_rel = _leading_rel(new)
-    args = list(new.args)
-    args[i] = arg.with_changes(value=split(value, base_rel, unit, width))
-    return new.with_changes(args=args)
+    return _with_arg(new, i, split(value, unit, unit, width))
+
+
+def _with_arg(call: cst.Call, i: int, value: cst.BaseExpression) -> cst.Call:
+    args = list(call.args)
+    args[i] = args[i].with_changes(value=value)
+    return call.with_changes(args=args)
 
 
 def _arg_line_indent(call: cst.Call, i: int) -> str | None:
@@ -562,16 +565,6 @@ def _arg_line_indent(call: cst.Call, i: int) -> str | None:
     if isinstance(ws, cst.ParenthesizedWhitespace):
         return ws.last_line.value
     return None
-
-
-def _leading_rel(call: cst.Call) -> str:
-    ws = call.whitespace_before_args
-    if isinstance(ws, cst.ParenthesizedWhitespace):
-        return ws.last_line.value
-    for arg in call.args:
-        if isinstance(arg.comma, cst.Comma) and isinstance(arg.comma.whitespace_after, cst.ParenthesizedWhitespace):
-            return arg.comma.whitespace_after.last_line.value
-    return ""
 
 
 # ---------------------------------------------------------------------------------------------- the rule

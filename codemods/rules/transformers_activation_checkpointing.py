@@ -118,6 +118,7 @@ class TransformersActivationCheckpointing(Rule):
             ctx.diagnose(
                 call,
                 f"unknown receiver: if a transformers model (>= 5.23), call {METHODS[old]}()",
+                "unknown receiver; rename if a transformers model",
             )
 
     def plan_args_call(self, call: ast.Call) -> None:
@@ -147,6 +148,7 @@ class TransformersActivationCheckpointing(Rule):
             ctx.diagnose(
                 node,
                 f"unknown receiver: if a transformers model (>= 5.23), read {PROPERTY[1]}",
+                "unknown receiver; rename if a transformers model",
             )
 
     def plan_field(self, node: ast.Attribute) -> None:
@@ -165,6 +167,7 @@ class TransformersActivationCheckpointing(Rule):
                 ctx.diagnose(
                     node,
                     f"if {text[:20]} is a TrainingArguments/TRL config (>= 5.23), use .{FIELDS[attr]}",
+                    "if a TrainingArguments: rename to the new field",
                 )
 
     def is_sink(self, use: ast.AST, container: ast.AST) -> bool | None:

@@ -67,7 +67,7 @@ class KeyChange:
     hints: tuple[str, ...] = ()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def key_changes() -> dict[str, KeyChange]:
     """The recipe keys, from the Python rules' own tables (first entry wins)."""
     from codemods.rules import _trainers

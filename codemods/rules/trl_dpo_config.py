@@ -96,7 +96,7 @@ GRPO_FIELDS: tuple[Field, ...] = (
     *(
         Gone(name, VLLM_DEVICE, "TRL 0.18", *_VLLM)
         for name in ("vllm_device", "vllm_dtype", "vllm_max_model_len", "vllm_enable_prefix_caching")
-    ),  # fmt: skip
+    ),
 )
 TABLES: tuple[tuple[str, tuple[Field, ...]], ...] = (
     ("DPOConfig", DPO_FIELDS),
@@ -107,6 +107,7 @@ TABLES: tuple[tuple[str, tuple[Field, ...]], ...] = (
 )
 _ALL_FIELDS = tuple(f for _, fields in TABLES for f in fields)
 _NAMES = tuple(dict.fromkeys((*DPO_MOVED, *(f.old for f in _ALL_FIELDS))))
+_CLASSES = re.compile(r"\b(?:DPO|KTO|ORPO|CPO|GRPO)(?:Config|Trainer)\b")
 
 
 class _DpoConfigFields(TodoConfigFields):
@@ -160,7 +161,7 @@ class TrlDpoConfig(Rule):
 
     @classmethod
     def could_apply(cls, source: str, settings) -> bool:
-        return "Config" in source or "DPOTrainer" in source
+        return _CLASSES.search(source) is not None
 
     def check(self, ctx: FileContext) -> None:
         TrainerMoves(ctx, frozenset({"DPOTrainer"}), "DPOConfig", DPO_MOVED, DPO_FIELDS, max_positional=2).run()

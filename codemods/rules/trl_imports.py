@@ -205,7 +205,7 @@ class TrlImports(Rule):
 
     # ------------------------------------------------------------------ from M import a, b
     def import_from(self, stmt: ast.ImportFrom) -> None:
-        ctx, a = self.ctx, self.ctx.analysis
+        ctx = self.ctx
         module = stmt.module or ""
         if module == "trl.core" or module.startswith("trl.core."):
             for alias in stmt.names:

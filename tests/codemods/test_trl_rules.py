@@ -190,8 +190,10 @@ def test_recipe_keys_of_every_rule_at_once():
         "dtype: bfloat16",
         "eval_strategy: steps   # keep",
         "per_device_train_batch_size: 4",
-        "# TODO(compat): overwrite_output_dir dropped (transformers 5.0): no successor; "
-        "see MIGRATION.md#transformers-training-args",
+        (
+            "# TODO(compat): overwrite_output_dir dropped (transformers 5.0): no successor; "
+            "see MIGRATION.md#transformers-training-args"
+        ),
         "max_length: 2048",
         "output_dir: out",
     ]
@@ -307,13 +309,16 @@ def losses(trainer) -> list[float]:
 
 
 def test_sft_script_of_trl_0_8_trains_after_the_rewrite(trl, stack, tmp_path):
-    old = PRELUDE + """
+    old = (
+        PRELUDE
+        + """
 from trl import SFTTrainer
 args = TrainingArguments(OUT, **common)
 trainer = SFTTrainer(model, args=args, train_dataset=text, dataset_text_field="text", max_seq_length=32,
                      packing=False, tokenizer=tok)
 trainer.train()
 """
+    )
     with pytest.raises(TypeError, match="unexpected keyword argument"):
         execute(old, stack, tmp_path)
     new = rewrite(old)
@@ -324,12 +329,15 @@ trainer.train()
 
 
 def test_dpo_keywords_and_removed_fields_after_the_rewrite(trl, stack, tmp_path):
-    old = PRELUDE + """
+    old = (
+        PRELUDE
+        + """
 from trl import DPOConfig, DPOTrainer
 config = DPOConfig(OUT, max_prompt_length=16, rpo_alpha=0.5, generate_during_eval=False, **common)
 trainer = DPOTrainer(model, None, args=config, train_dataset=pairs, tokenizer=tok, beta=0.2, max_length=32)
 trainer.train()
 """
+    )
     with pytest.raises(TypeError, match="unexpected keyword argument"):
         execute(old, stack, tmp_path)
     new = rewrite(old)

@@ -324,6 +324,61 @@ def run(script: Path, case: Case, tiny: dict[str, Path], workdir: Path, timeout:
     return outcome
 
 
+_BEFORE_DRIVER = r"""
+import json, os, runpy, sys, traceback
+cases = json.loads(sys.argv[1])
+out = {}
+for case in cases:
+    os.chdir(case["cwd"])
+    sys.argv = case["argv"][1:]
+    try:
+        runpy.run_path(case["argv"][1], run_name="__main__")
+        out[case["id"]] = [0, ""]
+    except BaseException as exc:  # noqa: B036 - SystemExit too: a parser's exit is a failure of the script
+        code = exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 1
+        out[case["id"]] = [code or 1, traceback.format_exc()]
+print("E2E-RESULTS " + json.dumps(out))
+"""
+
+
+def run_shipped(jobs: list[tuple[Path, Case]], tiny: dict[str, Path], workdir: Path, timeout: int = 600):
+    """Run the scripts as shipped, one after the other in ONE Python process (torch, transformers and TRL imported
+    once): each fails at an import or at its first old call, long before training, so a process each would only
+    repeat the imports. Returns case id -> Outcome; a script that does not fail is reported with returncode 0."""
+    import shutil
+    import time
+
+    payload = []
+    for script, case in jobs:
+        run_dir = workdir / case.id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        args = [sys.executable, str(script), "--model_name_or_path", str(tiny["model"]), "--output_dir",
+                str(run_dir / "out")]  # fmt: skip
+        if case.dataset_flag:
+            args += [case.dataset_flag, str(tiny[case.dataset])]
+        if case.hub_dir and not (run_dir / case.hub_dir).exists():
+            shutil.copytree(tiny[case.dataset], run_dir / case.hub_dir)
+        payload.append({"id": case.id, "cwd": str(run_dir), "argv": args + list(COMMON_FLAGS)})
+    start = time.monotonic()
+    cmd = [sys.executable, "-c", _BEFORE_DRIVER, json.dumps(payload)]
+    done = subprocess.run(cmd, cwd=workdir, env=offline_env(workdir), capture_output=True, text=True, timeout=timeout)
+    seconds = (time.monotonic() - start) / max(len(jobs), 1)
+    line = next((x for x in done.stdout.splitlines() if x.startswith("E2E-RESULTS ")), None)
+    if line is None:
+        raise RuntimeError(f"the shipped-scripts driver died (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    results = json.loads(line[len("E2E-RESULTS ") :])
+    outcomes = {}
+    for script, case in jobs:
+        code, log = results[case.id]
+        out_dir = workdir / case.id / "out"
+        (workdir / case.id / "log.txt").write_text(log, encoding="utf-8")
+        outcome = Outcome(case, code, log, out_dir, seconds=seconds)
+        outcome.losses = logged_losses(out_dir)
+        outcome.changed, outcome.compared = changed_tensors(tiny["model"], out_dir)
+        outcomes[case.id] = outcome
+    return outcomes
+
+
 def _checkpoint(output_dir: Path) -> Path | None:
     found = sorted(output_dir.glob("checkpoint-*/trainer_state.json"))
     return found[-1].parent if found else None

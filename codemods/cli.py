@@ -492,7 +492,7 @@ def run_files(
             results[i] = FileResult(display, "prefiltered")
             progress.step()
             continue
-        if triggers is not None:
+        if triggers is not None and path.suffix not in YAML_SUFFIXES:  # a recipe's keys: codemods.recipes checks
             try:
                 data = path.read_bytes()
             except OSError as exc:

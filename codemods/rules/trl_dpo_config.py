@@ -108,6 +108,7 @@ TABLES: tuple[tuple[str, tuple[Field, ...]], ...] = (
 _ALL_FIELDS = tuple(f for _, fields in TABLES for f in fields)
 _NAMES = tuple(dict.fromkeys((*DPO_MOVED, *(f.old for f in _ALL_FIELDS))))
 _CLASSES = re.compile(r"\b(?:DPO|KTO|ORPO|CPO|GRPO)(?:Config|Trainer)\b")
+_FIELDS = re.compile(r"\b(?:" + "|".join(_NAMES) + r")\b")
 
 
 class _DpoConfigFields(TodoConfigFields):
@@ -139,8 +140,8 @@ class _DpoConfigFields(TodoConfigFields):
                     args.append(arg.with_changes(value=losses))
                 elif name == "rpo_alpha":
                     if loss is None:
-                        args.append(arg.with_changes(keyword=cst.Name("loss_type"), value=losses,
-                                                     comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))))  # fmt: skip
+                        comma = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+                        args.append(arg.with_changes(keyword=cst.Name("loss_type"), value=losses, comma=comma))
                     args.append(arg.with_changes(keyword=cst.Name("loss_weights"), value=weights))
                 else:
                     args.append(arg)
@@ -154,14 +155,15 @@ class _DpoConfigFields(TodoConfigFields):
 class TrlDpoConfig(Rule):
     id = "trl-dpo-config"
     summary = "DPOTrainer(beta=, ...) -> the DPOConfig passed as args; removed/renamed DPO/KTO/ORPO/CPO/GRPO fields"
-    triggers = _NAMES
-    trigger_regex = re.compile(r"\b(?:" + "|".join(_NAMES) + r")\b")
+    # the classes first (cheap, selective), then the field names
+    triggers = ("DPOTrainer", "DPOConfig", "KTOConfig", "ORPOConfig", "CPOConfig", "GRPOConfig")
+    trigger_regex = _CLASSES
     gates = (CONFIGS_GATE,)
     item_gates = tuple(dict.fromkeys(g for f in _ALL_FIELDS for g in (f.gate, f.read_gate) if g is not None))
 
     @classmethod
     def could_apply(cls, source: str, settings) -> bool:
-        return _CLASSES.search(source) is not None
+        return _FIELDS.search(source) is not None
 
     def check(self, ctx: FileContext) -> None:
         TrainerMoves(ctx, frozenset({"DPOTrainer"}), "DPOConfig", DPO_MOVED, DPO_FIELDS, max_positional=2).run()

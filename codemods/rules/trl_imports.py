@@ -140,12 +140,16 @@ class TrlImports(Rule):
     summary = (
         "moved TRL imports (trl.experimental, ScriptArguments, ...), removed helpers -> compat, gone names reported"
     )
-    triggers = tuple(_NAMES)
+    triggers = ("trl",)
     trigger_regex = imports_module("trl")
     item_gates = (
         EXPERIMENTAL, TRAINER_UTILS, PAD_TO_LENGTH, TOP_LEVEL, CLI, KBIT, SETUP, FORMATTING, SIMPLE, SFT_DATA, OLD_PPO,
         PPO, CORE, DDPO, TRAINERS, COMPAT_FLOOR_GATE,
     )  # fmt: skip
+
+    @classmethod
+    def could_apply(cls, source: str, settings) -> bool:
+        return any(name in source for name in _NAMES)
 
     def check(self, ctx: FileContext) -> None:
         self.ctx = ctx
@@ -189,7 +193,7 @@ class TrlImports(Rule):
         return None
 
     def uses_old_ppo(self) -> bool:
-        """The file calls PPOConfig(model_name=...), PPOTrainer(config, model, ...) or `<x>.step(...)` of TRL <= 0.11."""
+        """The file uses TRL <= 0.11's PPO API: PPOConfig(model_name=...), PPOTrainer(config, model, ...), `.step()`."""
         if self.old_ppo is None:
             a = self.ctx.analysis
             old = False

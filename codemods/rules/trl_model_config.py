@@ -6,13 +6,15 @@ AttributeError / TrlParser error from 0.27), and TRL 1.7 moved `trust_remote_cod
 trainer configs (`trl_trust_remote_code_on_configs`; no version has both).
 
 Receivers are instances of TRL's `ModelConfig` (or the user's subclass): a `ModelConfig(...)` call, a parameter
-annotated `ModelConfig`, an element of `parser.parse_*()` unpacking where `parser = HfArgumentParser((...,
-ModelConfig))` or `TrlParser(...)`. Rewritten: `ModelConfig(torch_dtype=)` and `m.torch_dtype` (reads and writes)
--> `dtype`; `m.trust_remote_code` -> `c.trust_remote_code` where `c` comes out of the same parse as a TRL trainer
-config (or the user's dataclass that declares the field), else -> `False` with a TODO (exact: no parsed object can
-hold the flag, so the parser refuses `--trust_remote_code`). Reported: `ModelConfig(trust_remote_code=)`, a write
-of `m.trust_remote_code`, `.torch_dtype` / `.trust_remote_code` on a name of unknown type in a file that imports
-TRL's ModelConfig. Left alone: the user's own `ModelArguments` dataclasses, `model.config.torch_dtype`.
+annotated `ModelConfig` or passed to `trl.get_peft_config`/`get_quantization_config`, an element of
+`parser.parse_*()` unpacking where `parser = HfArgumentParser((..., ModelConfig))` or `TrlParser(...)`. Rewritten:
+`ModelConfig(torch_dtype=)` and `m.torch_dtype` (reads and writes) -> `dtype`; `m.trust_remote_code` ->
+`c.trust_remote_code` where `c` comes out of the same parse as a TRL trainer config (or the user's dataclass that
+declares the field), else -> `False` with a TODO (exact: no parsed object can hold the flag, so the parser refuses
+`--trust_remote_code`). Reported: `ModelConfig(trust_remote_code=)`, a write of `m.trust_remote_code`, a
+ModelConfig not from a parse (a parameter), `.torch_dtype` / `.trust_remote_code` on a name of unknown type in a
+file that imports TRL's ModelConfig or those helpers. Left alone: the user's own `ModelArguments` dataclasses,
+`model.config.torch_dtype`.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from codemods.rule import FileContext, Rule
 from codemods.rules._function import imports_module
 from codemods.rules._trainers import declares_field
 
+_IMPORTS_TRL = imports_module("trl")
 DTYPE_GATE = "trl_model_config_dtype"
 TRUST_GATE = "trl_trust_remote_code_on_configs"
 OLD, NEW, TRUST = "torch_dtype", "dtype", "trust_remote_code"
+_MODEL_CONFIG_NAMES = frozenset({"ModelConfig", "get_peft_config", "get_quantization_config"})
 
 
 def is_model_config(qname: str | None) -> bool:
@@ -40,23 +44,21 @@ class TrlModelConfig(Rule):
     id = "trl-model-config"
     summary = "TRL ModelConfig torch_dtype -> dtype; ModelConfig.trust_remote_code -> the trainer config's"
     triggers = (OLD, TRUST)
-    trigger_regex = imports_module("trl")
     item_gates = (DTYPE_GATE, TRUST_GATE)
 
     @classmethod
     def could_apply(cls, source: str, settings) -> bool:
-        return "ModelConfig" in source or "get_peft_config" in source or "get_quantization_config" in source
+        named = "ModelConfig" in source or "get_peft_config" in source or "get_quantization_config" in source
+        return named and _IMPORTS_TRL.search(source) is not None
 
     def check(self, ctx: FileContext) -> None:
         self.ctx = ctx
         a = ctx.analysis
+        # a file that imports TRL's ModelConfig (or the helpers that take one) handles ModelConfigs: a `.torch_dtype`
+        # on a name of unknown type there is reported
         self.imports_it = any(
-            b.kind == "import" and is_model_config(b.qname)
-            for bindings in a.module_scope().bindings.values()
-            for b in bindings
-        ) or any(
             isinstance(s, ast.ImportFrom) and (s.module or "").startswith("trl") and
-            any(al.name == "ModelConfig" for al in s.names) for s in a.imports
+            any(al.name in _MODEL_CONFIG_NAMES for al in s.names) for s in a.imports
         )  # fmt: skip
         dtype, trust = ctx.target_meets(DTYPE_GATE), ctx.target_meets(TRUST_GATE)
         if dtype:
@@ -79,7 +81,7 @@ class TrlModelConfig(Rule):
         if b.kind == "param":
             ann = b.node.annotation  # type: ignore[attr-defined]
             if ann is None:
-                return "unknown"
+                return "yes" if self.passed_to_helpers(b) else "unknown"
             return "yes" if is_model_config(ctx.kinds.ref_qname(ann)) else "no"
         if b.kind not in ("assign", "annassign") or b.value is None:
             return "unknown"
@@ -98,6 +100,22 @@ class TrlModelConfig(Rule):
                 return "yes" if is_model_config(qname) else "no"
         kind = ctx.kinds.kind_of(b.value)
         return "unknown" if kind is None else "no"
+
+    def passed_to_helpers(self, b: Binding) -> bool:
+        """The parameter is given to `trl.get_peft_config(p)` / `trl.get_quantization_config(p)` in its function:
+        both take TRL's ModelConfig (TRL's own scripts: `def main(script_args, training_args, model_args)`)."""
+        a = self.ctx.analysis
+        for name in ("get_peft_config", "get_quantization_config"):
+            for call in [*a.calls_by_name.get(name, ()), *a.calls_by_attr.get(name, ())]:
+                first = call.args[0] if call.args else None
+                if (
+                    isinstance(first, ast.Name)
+                    and first.id == b.name
+                    and b in a.reaching(first)
+                    and hf.root(self.ctx.kinds.ref_qname(call.func) or "") == "trl"
+                ):
+                    return True
+        return False
 
     def parse_of(self, b: Binding) -> tuple[tuple, int] | None:
         """(the parser's classes, this element's index) for `a, b, c = parser.parse_*(...)`."""

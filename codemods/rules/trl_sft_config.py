@@ -44,7 +44,7 @@ KNOBS_GATE = "trl_sft_packing_knobs_removed"
 FORMATTING_GATE = "trl_formatting_func_per_example"
 
 
-# ---------------------------------------------------------------------------------------------- fields with no successor
+# -------------------------------------------------------------------------------------------- fields with no successor
 class TodoChange(Change):
     """A dropped item whose field (`Gone`) names what replaces it in a TODO line."""
 
@@ -586,14 +586,10 @@ _LIST_LOOP = re.compile(r"\bfor\b[^\n]*\brange\(\s*len\(")
 class TrlSftConfig(Rule):
     id = "trl-sft-config"
     summary = "SFTTrainer(max_seq_length=, packing=, ...) -> the SFTConfig passed as args; max_seq_length -> max_length"
-    triggers = SFT_MOVED + ("formatting_func",)
+    triggers = ("SFTTrainer", "SFTConfig")  # the classes first (cheap, selective), then the keywords
     trigger_regex = re.compile(r"\b(?:" + "|".join(SFT_MOVED) + r"|formatting_func)\b")
     gates = (CONFIGS_GATE,)
     item_gates = (MAX_LENGTH_GATE, KNOBS_GATE, FORMATTING_GATE)
-
-    @classmethod
-    def could_apply(cls, source: str, settings) -> bool:
-        return "SFT" in source
 
     def check(self, ctx: FileContext) -> None:
         TrainerMoves(

@@ -11,9 +11,9 @@ Rewritten (codemods.rules._trainers.ProcessingClass with the TRL family): the ke
 `__init__` takes `tokenizer` keeps its API and its `super().__init__(...)` call is renamed instead), the key of a
 same-scope dict passed with `**`, `self.tokenizer` in subclasses that never assign it, `trainer.tokenizer` on known
 TRL trainers; `tokenizer=` at a call of the chat-template functions and the `"tokenizer"` key of a literal
-`fn_kwargs=` in `dataset.map(<that function>, fn_kwargs=...)`. Left alone: collators, pipelines, the user's own
-classes named like TRL's, a positional tokenizer (same position before and after). Reported: both keywords, a dict
-that also goes elsewhere.
+`fn_kwargs=` in `dataset.map(<that function>, fn_kwargs=...)`. Left alone: collators, pipelines, PPOTrainer (its
+old API is reported by trl-imports), the user's own classes named like TRL's, a positional tokenizer (same position
+before and after). Reported: both keywords, a dict that also goes elsewhere.
 """
 
 from __future__ import annotations
@@ -29,14 +29,22 @@ from codemods.flows import dict_keys_in_scope
 from codemods.rule import FileContext, Rule
 from codemods.rules._trainers import Family, ProcessingClass
 
+
+def is_trl_trainer(qname: str) -> bool:
+    """A TRL trainer whose `tokenizer` became `processing_class`. Not PPOTrainer: TRL <= 0.11's PPO API (the one
+    with `tokenizer` and `self.tokenizer`) was replaced in 0.12 and PPO deleted in 1.13 (trl-imports reports it)."""
+    return hf.is_trl_trainer(qname) and hf.last(qname) not in ("PPOTrainer", "PPOv2Trainer")
+
+
 TRL = Family(
     "TRL",
     "a TRL trainer",
-    hf.is_trl_trainer,
+    is_trl_trainer,
     "trl_processing_class",
     both="both tokenizer= and processing_class= are given (ValueError in TRL 0.12.1-0.15); keep one",
 )
 DATA_UTILS_GATE = "trl_data_utils_processing_class"
+_USES = re.compile(r"\btokenizer\b[ \t]*=(?!=)|\.tokenizer\b|[\"']tokenizer[\"']")
 _CHAT_FUNCTIONS = frozenset({"apply_chat_template", "maybe_apply_chat_template"})
 
 
@@ -49,13 +57,13 @@ class TrlTrainerProcessingClass(Rule):
     id = "trl-trainer-processing-class"
     summary = "TRL trainers' tokenizer= -> processing_class=; trl.(maybe_)apply_chat_template(tokenizer=) too"
     triggers = ("tokenizer",)
-    trigger_regex = re.compile(r"\btokenizer\b[ \t]*=(?!=)|\.tokenizer\b|[\"']tokenizer[\"']")
     gates = (TRL.gate,)
     item_gates = (DATA_UTILS_GATE,)
 
     @classmethod
     def could_apply(cls, source: str, settings) -> bool:
-        return "trl" in source or "Trainer" in source  # a TRL import, or a project class deriving from a TRL trainer
+        # a TRL import, or a project class deriving from a TRL trainer; then a keyword/attribute/key `tokenizer`
+        return ("trl" in source or "Trainer" in source) and _USES.search(source) is not None
 
     def check(self, ctx: FileContext) -> None:
         ProcessingClass(ctx, TRL).run()

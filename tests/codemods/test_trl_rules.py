@@ -75,7 +75,7 @@ def test_moved_keywords_keep_line_breaks_and_split_like_black():
     from trl import SFTConfig, SFTTrainer
 
     def train(model, ds, tok):
-        trainer = SFTTrainer(model, args=SFTConfig(output_dir="a-rather-long-output-directory-name", learning_rate=2e-4),
+        trainer = SFTTrainer(model, args=SFTConfig(output_dir="a-long-output-directory-name", learning_rate=2e-4),
                              train_dataset=ds, dataset_text_field="text", max_seq_length=2048,
                              packing=True, processing_class=tok)
         return trainer
@@ -89,7 +89,7 @@ def test_moved_keywords_keep_line_breaks_and_split_like_black():
         trainer = SFTTrainer(
             model,
             args=SFTConfig(
-                output_dir="a-rather-long-output-directory-name",
+                output_dir="a-long-output-directory-name",
                 learning_rate=2e-4,
                 dataset_text_field="text",
                 max_length=2048,

@@ -4,8 +4,8 @@ reason.
 
 The runs are made once per session, for the selected tests only, and each test asserts on its run: the scripts as
 shipped one after the other in one process (they fail at their imports), the rewritten ones a process each,
-`COMPAT_E2E_JOBS` at a time (default 2). The table (script x version: before / after the codemod) is printed at the end of the
-session and written to `--e2e-report FILE` (or `$COMPAT_E2E_REPORT`) as markdown.
+`COMPAT_E2E_JOBS` at a time (default 2). The table (script x version: before / after the codemod) is printed at the
+end of the session and written to `--e2e-report FILE` (or `$COMPAT_E2E_REPORT`) as markdown.
 """
 
 from __future__ import annotations

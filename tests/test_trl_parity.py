@@ -247,7 +247,8 @@ def relative_error(ours: dict, theirs: dict, what: str) -> float:
 def test_compat_and_trainer_prepare_and_train_like_sft_trainer(case, tiny_model_path, tokenizer, tmp_path,
                                                                monkeypatch, record_property):
     if case.quant and not versions.is_new("bnb_cpu_kbit"):
-        pytest.skip(f"gate bnb_cpu_kbit: {case.quant} on the CPU needs {versions.GATES_BY_NAME['bnb_cpu_kbit'].requirement}")
+        need = versions.GATES_BY_NAME["bnb_cpu_kbit"].requirement
+        pytest.skip(f"gate bnb_cpu_kbit: {case.quant} on the CPU needs {need}")
     oracle = case
     if case.kwargs.get("selective") and case.adapter and versions.is_new("activation_checkpointing_names"):
         # TRL 1.16 wraps the PeftModel's gradient_checkpointing_enable, but transformers >= 5.23's Trainer calls
@@ -287,12 +288,13 @@ def test_compat_and_trainer_prepare_and_train_like_sft_trainer(case, tiny_model_
     assert all(math.isfinite(x) for x in ours.losses) and len(ours.losses) == STEPS
     for mine, oracle in zip(ours.losses, theirs.losses):
         assert math.isclose(mine, oracle, rel_tol=1e-3), (ours.losses, theirs.losses)
-    record_property("parity", f"{case.name}: trainable {sum(n for n, _ in ours.trainable.values()):,} "
-                              f"{sorted({str(d).removeprefix('torch.') for _, d in ours.trainable.values()})}, "
-                              f"gc {ours.checkpointing}, use_reentrant {sorted(map(str, ours.use_reentrant))}, "
-                              f"selective {ours.context_fn} (TRL {theirs.context_fn}), hook {ours.input_grad_hook}, TRL changed args "
-                              f"{not theirs.args_unchanged}, losses {[round(x, 4) for x in ours.losses]}, relative errors "
-                              f"(step grads, final weights) {[float(f'{e:.1e}') for e in errors]}")
+    trainable = sum(n for n, _ in ours.trainable.values())
+    dtypes = sorted({str(d).removeprefix("torch.") for _, d in ours.trainable.values()})
+    record_property("parity", f"{case.name}: trainable {trainable:,} {dtypes}, gc {ours.checkpointing}, "
+                              f"use_reentrant {sorted(map(str, ours.use_reentrant))}, selective {ours.context_fn} "
+                              f"(TRL {theirs.context_fn}), hook {ours.input_grad_hook}, TRL changed args "
+                              f"{not theirs.args_unchanged}, losses {[round(x, 4) for x in ours.losses]}, relative "
+                              f"errors (step grads, final weights) {[float(f'{e:.1e}') for e in errors]}")
 
 
 def test_a_peft_model_with_a_new_config_is_refused_by_both(tiny_model_path, tokenizer, tmp_path):

@@ -6,9 +6,13 @@
 from __future__ import annotations
 
 import importlib
+from importlib import metadata
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+try:  # the one version source is pyproject.toml; an installed distribution carries it in its metadata
+    __version__ = metadata.version("model-prep-compat")
+except metadata.PackageNotFoundError:  # pragma: no cover - a source tree on sys.path, not installed
+    __version__ = "0+unknown"
 
 _PUBLIC = {
     "prepare_model": "compat.prepare",
@@ -23,6 +27,13 @@ _PUBLIC = {
     "enable_gradient_checkpointing": "compat.legacy",
     "prepare_model_for_kbit_training": "compat.legacy",
     "peft_module_casting_to_bf16": "compat.legacy",
+    "get_kbit_device_map": "compat.trl_helpers",
+    "setup_chat_format": "compat.trl_helpers",
+    "conversations_formatting_function": "compat.trl_helpers",
+    "SIMPLE_CHAT_TEMPLATE": "compat.trl_helpers",
+    "SftScriptArguments": "compat.trl_helpers",
+    "DpoScriptArguments": "compat.trl_helpers",
+    "trl_config": "compat.trl_helpers",
 }
 
 __all__ = sorted(_PUBLIC)
@@ -43,6 +54,15 @@ if TYPE_CHECKING:  # pragma: no cover
         explain,
         prepare_model,
         release_checkpointing_kwargs,
+    )
+    from compat.trl_helpers import (
+        SIMPLE_CHAT_TEMPLATE,
+        DpoScriptArguments,
+        SftScriptArguments,
+        conversations_formatting_function,
+        get_kbit_device_map,
+        setup_chat_format,
+        trl_config,
     )
 
 

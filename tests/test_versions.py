@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from packaging.version import Version
 
 from compat import versions
+
+ROOT = Path(__file__).resolve().parent.parent
 
 HEAVY = ("torch", "transformers", "peft", "bitsandbytes")
 
@@ -66,9 +69,27 @@ def test_versions_cli_is_light_and_prints_every_gate():
 
 
 def test_public_names_resolve_lazily():
+    import importlib
+
     import compat
 
     for name in compat.__all__:
-        assert callable(getattr(compat, name)) or isinstance(getattr(compat, name), type)
+        value = getattr(compat, name)
+        module = importlib.import_module(compat._PUBLIC[name])
+        assert value is getattr(module, name), name  # the name is its module's object, not a copy
+    assert isinstance(compat.SIMPLE_CHAT_TEMPLATE, str)
     with pytest.raises(AttributeError):
         compat.does_not_exist  # noqa: B018
+
+
+def test_the_version_is_written_once():
+    """pyproject.toml holds the version; compat.__version__ reads it from the installed distribution."""
+    import tomllib
+    from importlib import metadata
+
+    import compat
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert compat.__version__ == metadata.version("model-prep-compat") == pyproject["project"]["version"]
+    written = [p for p in (ROOT / "compat").rglob("*.py") if pyproject["project"]["version"] in p.read_text()]
+    assert not written, f"the version number is written again in {written}"

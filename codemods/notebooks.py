@@ -121,7 +121,7 @@ def transform_notebook(text: str, settings: Settings, filename: str, project=Non
     new_codes = pieces[2::2]
     new_codes[0] = pieces[0] + new_codes[0]
     changed = False
-    for (i, code, originals, had_newline), new_code in zip(parts, new_codes):
+    for (i, _code, originals, had_newline), new_code in zip(parts, new_codes):
         if originals:
             new_code = _unmask(new_code, originals)
         if not had_newline and new_code.endswith("\n"):

@@ -93,7 +93,7 @@ class Finding:
     cell: int | None = None  # a notebook's code cell (1-based, counting every cell); `line` is then in that cell
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compat_floor() -> tuple[tuple[str, str], ...]:
     """The oldest transformers/peft the `compat` runtime supports: the minimums of this distribution's `train` extra
     (its metadata; pyproject.toml when running from a checkout that is not installed)."""
@@ -125,7 +125,7 @@ def _pyproject_train_extra() -> list[str]:  # pragma: no cover - only without an
     return list(data["project"]["optional-dependencies"]["train"])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def requirements(gates: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     """(package, first version) for gate names of compat.versions (and the compat floor pseudo-gate)."""
     from compat import versions

@@ -33,7 +33,7 @@ def patch() -> bool:
     if not needed():
         return False
     try:  # transformers 5.0's processing_utils re-executes transformers/__init__: patch the module that stays
-        import transformers.processing_utils  # noqa: F401
+        import transformers.processing_utils
     except ImportError:  # it imports peft itself; if that fails, `import peft` will fail with its own message
         pass
     import transformers
@@ -42,11 +42,11 @@ def patch() -> bool:
     if getattr(cache_utils, "HybridCache", None) is not None:
         return False
 
-    class HybridCache(cache_utils.Cache):  # noqa: D401 - placeholder, see the module docstring
+    class HybridCache(cache_utils.Cache):
         """Placeholder for the class removed in transformers 5.0, so that peft 0.16-0.17 imports."""
 
     cache_utils.HybridCache = HybridCache
-    setattr(transformers, "HybridCache", HybridCache)  # `from X import name` finds module attributes first
+    transformers.HybridCache = HybridCache  # `from X import name` finds module attributes first
     return True
 
 

@@ -8,7 +8,8 @@ differs from the TRL originals.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from typing_extensions import deprecated
 
@@ -44,8 +45,9 @@ def prepare_peft_model(model: torch.nn.Module, peft_config: PeftConfig | None, a
 
 
 @deprecated("Use compat.enable_checkpointing(model, checkpointing_kwargs)", category=None)
-def enable_gradient_checkpointing(model: torch.nn.Module,
-                                  gradient_checkpointing_kwargs: Mapping[str, Any] | None) -> torch.nn.Module:
+def enable_gradient_checkpointing(
+    model: torch.nn.Module, gradient_checkpointing_kwargs: Mapping[str, Any] | None
+) -> torch.nn.Module:
     """TRL 0.22-0.26's `enable_gradient_checkpointing(model, gradient_checkpointing_kwargs)`; unlike TRL's, the
     kwargs are passed on (TRL's called `gradient_checkpointing_enable()` without them)."""
     _deprecated("enable_gradient_checkpointing", "compat.enable_checkpointing(model, checkpointing_kwargs)")
@@ -53,8 +55,11 @@ def enable_gradient_checkpointing(model: torch.nn.Module,
 
 
 @deprecated("Use compat.prepare_model(model, gradient_checkpointing=True)", category=None)
-def prepare_model_for_kbit_training(model: torch.nn.Module, use_gradient_checkpointing: bool = True,
-                                    gradient_checkpointing_kwargs: Mapping[str, Any] | None = None) -> torch.nn.Module:
+def prepare_model_for_kbit_training(
+    model: torch.nn.Module,
+    use_gradient_checkpointing: bool = True,
+    gradient_checkpointing_kwargs: Mapping[str, Any] | None = None,
+) -> torch.nn.Module:
     """TRL 0.26's own `prepare_model_for_kbit_training`: freezes every parameter and, for a quantized model,
     enables checkpointing with the input-grad hook. It upcasts nothing (TRL 0.25's copy upcast norms to fp32, and
     peft's function of that name upcasts every non-quantized fp16/bf16 parameter)."""

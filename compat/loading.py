@@ -34,8 +34,9 @@ def dtype_keyword() -> str:
     return "dtype" if versions.is_new("dtype_kwarg") else "torch_dtype"
 
 
-def pretrained_kwargs(dtype: torch.dtype | str = "auto", *, load_in_4bit: bool = False, load_in_8bit: bool = False,
-                      **bnb_options: Any) -> dict[str, Any]:
+def pretrained_kwargs(
+    dtype: torch.dtype | str = "auto", *, load_in_4bit: bool = False, load_in_8bit: bool = False, **bnb_options: Any
+) -> dict[str, Any]:
     """`from_pretrained` keyword arguments for this dtype and quantization, right for the installed transformers.
 
     dtype: "auto" (the checkpoint's dtype, the 5.x default, also on 4.x), a torch dtype or its name.

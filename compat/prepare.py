@@ -14,8 +14,9 @@ import json
 import os
 import sys
 import warnings
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from compat import versions
 
@@ -98,8 +99,12 @@ class Settings:
     seed: int | None = None  # args.seed: the adapter initialisation is seeded from it, as in TRL
 
     @classmethod
-    def resolve(cls, args: Any = None, gradient_checkpointing: bool | None = None,
-                gradient_checkpointing_kwargs: Mapping[str, Any] | None = None) -> Settings:
+    def resolve(
+        cls,
+        args: Any = None,
+        gradient_checkpointing: bool | None = None,
+        gradient_checkpointing_kwargs: Mapping[str, Any] | None = None,
+    ) -> Settings:
         # transformers >= 5.23 names them activation_checkpointing*, with the old names mirrored: read the new first.
         if gradient_checkpointing is None:
             gradient_checkpointing = _first_set(args, "activation_checkpointing", "gradient_checkpointing")
@@ -291,12 +296,16 @@ def checkpointing_steps(model: Any, settings: Settings, *, peft: bool, quantized
         gate = "non_reentrant_default"
         why.append("use_reentrant=False, the transformers 5.x default (4.x defaults to reentrant)")
     if kwargs.get("selective"):
-        why.append("selective: attention outputs are saved, the rest is recomputed (TRL's selective activation "
-                   "checkpointing, torch's create_selective_checkpoint_contexts)")
+        why.append(
+            "selective: attention outputs are saved, the rest is recomputed (TRL's selective activation "
+            "checkpointing, torch's create_selective_checkpoint_contexts)"
+        )
     # transformers 4.x's Trainer.train() enables checkpointing again from args, with its reentrant default; args are
     # never written to, so the model's enable method keeps these kwargs for such later calls instead.
-    why.append("later enable calls (Trainer.train()'s) keep these unless they pass their own; "
-               "compat.release_checkpointing_kwargs(model) undoes that")
+    why.append(
+        "later enable calls (Trainer.train()'s) keep these unless they pass their own; "
+        "compat.release_checkpointing_kwargs(model) undoes that"
+    )
     if versions.is_new("activation_checkpointing_names"):
         method = "activation_checkpointing_enable"
         why.append("the name transformers >= 5.23 prefers (the old one warns)")
@@ -321,9 +330,14 @@ def checkpointing_steps(model: Any, settings: Settings, *, peft: bool, quantized
     return steps
 
 
-def plan(model: Any, peft_config: PeftConfig | None = None, args: Any = None, *,
-         gradient_checkpointing: bool | None = None,
-         gradient_checkpointing_kwargs: Mapping[str, Any] | None = None) -> Plan:
+def plan(
+    model: Any,
+    peft_config: PeftConfig | None = None,
+    args: Any = None,
+    *,
+    gradient_checkpointing: bool | None = None,
+    gradient_checkpointing_kwargs: Mapping[str, Any] | None = None,
+) -> Plan:
     """The ordered steps of the unified preparation for this model, settings and installed versions."""
     validate(model, peft_config)
     settings = Settings.resolve(args, gradient_checkpointing, gradient_checkpointing_kwargs)
@@ -382,12 +396,22 @@ def plan(model: Any, peft_config: PeftConfig | None = None, args: Any = None, *,
     return Plan(tuple(steps))
 
 
-def explain(model: Any, peft_config: PeftConfig | None = None, args: Any = None, *,
-            gradient_checkpointing: bool | None = None,
-            gradient_checkpointing_kwargs: Mapping[str, Any] | None = None) -> Plan:
+def explain(
+    model: Any,
+    peft_config: PeftConfig | None = None,
+    args: Any = None,
+    *,
+    gradient_checkpointing: bool | None = None,
+    gradient_checkpointing_kwargs: Mapping[str, Any] | None = None,
+) -> Plan:
     """The steps `prepare_model` would apply, without applying them (`print()` it for the reasons and gates)."""
-    return plan(model, peft_config, args, gradient_checkpointing=gradient_checkpointing,
-                gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
+    return plan(
+        model,
+        peft_config,
+        args,
+        gradient_checkpointing=gradient_checkpointing,
+        gradient_checkpointing_kwargs=gradient_checkpointing_kwargs,
+    )
 
 
 # --- applying -----------------------------------------------------------------------------------------------------
@@ -423,8 +447,9 @@ def _input_require_grads(model: Any) -> Any:
     return model
 
 
-def cast_trainable_params(model: torch.nn.Module, dtype: torch.dtype | str = "bfloat16", *,
-                          skip: tuple[str, ...] = ("lora_magnitude_vector",)) -> torch.nn.Module:
+def cast_trainable_params(
+    model: torch.nn.Module, dtype: torch.dtype | str = "bfloat16", *, skip: tuple[str, ...] = ("lora_magnitude_vector",)
+) -> torch.nn.Module:
     """Cast every trainable floating-point parameter to `dtype` (default bf16), in place; returns the model.
 
     Parameters whose name contains one of `skip` are left alone: by default DoRA's `lora_magnitude_vector`, whose
@@ -450,7 +475,7 @@ _ATTENTION_OPS = (  # the aten SDPA kernels (flash, memory-efficient, cuDNN, CPU
 )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _attention_ops() -> frozenset:
     import torch
 
@@ -490,8 +515,14 @@ class KeptCheckpointingKwargs:
     a PeftModel forwards to it; a module-level class, so the model still pickles and deep-copies.
     `compat.release_checkpointing_kwargs(model)` puts the method back."""
 
-    def __init__(self, model: Any, method: str, kwargs: Mapping[str, Any], forced: Mapping[str, Any],
-                 previous: Callable[..., Any] | None):
+    def __init__(
+        self,
+        model: Any,
+        method: str,
+        kwargs: Mapping[str, Any],
+        forced: Mapping[str, Any],
+        previous: Callable[..., Any] | None,
+    ):
         self.model, self.method, self.previous = model, method, previous
         self.kwargs, self.forced = dict(kwargs), dict(forced)
 
@@ -531,22 +562,33 @@ def release_checkpointing_kwargs(model: torch.nn.Module) -> torch.nn.Module:
 # --- the public entry points --------------------------------------------------------------------------------------
 
 
-def prepare_model(model: torch.nn.Module, peft_config: PeftConfig | None = None, args: Any = None, *,
-                  gradient_checkpointing: bool | None = None,
-                  gradient_checkpointing_kwargs: Mapping[str, Any] | None = None) -> torch.nn.Module:
+def prepare_model(
+    model: torch.nn.Module,
+    peft_config: PeftConfig | None = None,
+    args: Any = None,
+    *,
+    gradient_checkpointing: bool | None = None,
+    gradient_checkpointing_kwargs: Mapping[str, Any] | None = None,
+) -> torch.nn.Module:
     """Prepare `model` for training the way TRL's trainers do (see `explain` for the steps and why).
 
     `args` is any TrainingArguments (TRL configs included); it is read, never modified. Without a Trainer, pass
     `gradient_checkpointing=` / `gradient_checkpointing_kwargs=` instead (`{"selective": True}`: save attention,
     recompute the rest). Returns the model to train: a PeftModel when `peft_config` is given.
     """
-    the_plan = plan(model, peft_config, args, gradient_checkpointing=gradient_checkpointing,
-                    gradient_checkpointing_kwargs=gradient_checkpointing_kwargs)
+    the_plan = plan(
+        model,
+        peft_config,
+        args,
+        gradient_checkpointing=gradient_checkpointing,
+        gradient_checkpointing_kwargs=gradient_checkpointing_kwargs,
+    )
     return the_plan.apply(model)
 
 
-def enable_checkpointing(model: torch.nn.Module,
-                         checkpointing_kwargs: Mapping[str, Any] | None = None) -> torch.nn.Module:
+def enable_checkpointing(
+    model: torch.nn.Module, checkpointing_kwargs: Mapping[str, Any] | None = None
+) -> torch.nn.Module:
     """Turn on gradient (activation) checkpointing with the method the installed transformers prefers, the
     non-reentrant default everywhere, and the input-grad hook that PEFT and quantized models need."""
     validate(model, None)

@@ -44,8 +44,16 @@ SCENARIOS = (
 BY_NAME = {s.name.lower(): s for s in SCENARIOS}
 
 # The tiny model the scenarios train by default: 202,112 parameters, saved in bf16.
-TINY = dict(vocab_size=1000, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, head_dim=16, tie_word_embeddings=False)
+TINY = dict(
+    vocab_size=1000,
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=16,
+    tie_word_embeddings=False,
+)
 
 
 def model_config(**overrides: Any):
@@ -88,8 +96,13 @@ def load(scenario: Scenario, path: str, device: str = "cpu"):
     from compat.loading import pretrained_kwargs
 
     if scenario.qlora:
-        kwargs = pretrained_kwargs(scenario.dtype, load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                   bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype="float16")
+        kwargs = pretrained_kwargs(
+            scenario.dtype,
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype="float16",
+        )
         kwargs["device_map"] = {"": device if device == "cpu" else 0}
         return AutoModelForCausalLM.from_pretrained(path, **kwargs)
     return AutoModelForCausalLM.from_pretrained(path, **pretrained_kwargs(scenario.dtype)).to(device)
@@ -101,9 +114,17 @@ def training_args(scenario: Scenario, output_dir: str, steps: int, device: str, 
     # lr 1e-2: these tiny models train in pure bf16/fp16 (no fp32 master weights), where a smaller step rounds away
     # on the norm weights (bf16 spacing at 1.0 is 0.0078) and "every trainable tensor changed" could not hold.
     kwargs = dict(
-        output_dir=output_dir, max_steps=steps, per_device_train_batch_size=4, learning_rate=1e-2,
-        logging_steps=1, save_strategy="no", report_to=[], disable_tqdm=True, gradient_checkpointing=scenario.gc,
-        seed=0, dataloader_num_workers=0,
+        output_dir=output_dir,
+        max_steps=steps,
+        per_device_train_batch_size=4,
+        learning_rate=1e-2,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+        gradient_checkpointing=scenario.gc,
+        seed=0,
+        dataloader_num_workers=0,
     )
     if device == "cpu":
         kwargs["use_cpu" if versions.at_least("transformers", "4.38") else "no_cuda"] = True
@@ -136,8 +157,17 @@ def peft_config_for(scenario: Scenario, model=None):
     return lora_config() if set(LORA_TARGETS) <= names else LoraConfig()
 
 
-def train_loop(model, steps: int = 3, *, batch: int = 4, length: int = 64, lr: float = 1e-2, eps: float = 1e-8,
-               seed: int = 0, timings: list[float] | None = None) -> list[float]:
+def train_loop(
+    model,
+    steps: int = 3,
+    *,
+    batch: int = 4,
+    length: int = 64,
+    lr: float = 1e-2,
+    eps: float = 1e-8,
+    seed: int = 0,
+    timings: list[float] | None = None,
+) -> list[float]:
     """A plain torch loop (no Trainer): `steps` AdamW steps on random token ids (labels = input_ids), on the model's
     device; returns the losses. `timings`, when given, gets each step's seconds. (fp16 weights: pass eps=1e-4.)"""
     import torch
@@ -206,10 +236,14 @@ def describe(model) -> dict[str, Any]:
     float_dtypes = collections.Counter(
         str(p.dtype).removeprefix("torch.") for p in model.parameters() if not p.requires_grad and p.is_floating_point()
     ) or collections.Counter(str(p.dtype).removeprefix("torch.") for p in trainable)
-    adapter = sorted({str(p.dtype).removeprefix("torch.") for n, p in model.named_parameters()
-                      if p.requires_grad and "lora_" in n})
-    quant = "4bit" if getattr(model, "is_loaded_in_4bit", False) else (
-        "8bit" if getattr(model, "is_loaded_in_8bit", False) else "-")
+    adapter = sorted(
+        {str(p.dtype).removeprefix("torch.") for n, p in model.named_parameters() if p.requires_grad and "lora_" in n}
+    )
+    quant = (
+        "4bit"
+        if getattr(model, "is_loaded_in_4bit", False)
+        else ("8bit" if getattr(model, "is_loaded_in_8bit", False) else "-")
+    )
     return {
         "gc": checkpointing_on(model),
         "peft": type(model).__name__.startswith("Peft"),
@@ -275,10 +309,19 @@ class Result:
     def row(self) -> dict[str, str]:
         o = self.observed
         if self.status != "ok":
-            return {"Scenario": self.scenario, "Observed": f"{self.status}: {self.reason}", "Trainable": "",
-                    "Adapter dtype": "", "Loss": "", "s/step": "", "Peak MB": ""}
-        observed = (f"gc {'on' if o['gc'] else 'off'}, {'PeftModel' if o['peft'] else 'no adapter'}, "
-                    f"quant {o['quant']}, {o['dtype']}")
+            return {
+                "Scenario": self.scenario,
+                "Observed": f"{self.status}: {self.reason}",
+                "Trainable": "",
+                "Adapter dtype": "",
+                "Loss": "",
+                "s/step": "",
+                "Peak MB": "",
+            }
+        observed = (
+            f"gc {'on' if o['gc'] else 'off'}, {'PeftModel' if o['peft'] else 'no adapter'}, "
+            f"quant {o['quant']}, {o['dtype']}"
+        )
         return {
             "Scenario": self.scenario,
             "Observed": observed,
@@ -290,8 +333,15 @@ class Result:
         }
 
 
-def run_scenario(scenario: Scenario, path: str, *, steps: int = 4, device: str = "cpu", legacy: bool = False,
-                 workdir: str | None = None) -> Result:
+def run_scenario(
+    scenario: Scenario,
+    path: str,
+    *,
+    steps: int = 4,
+    device: str = "cpu",
+    legacy: bool = False,
+    workdir: str | None = None,
+) -> Result:
     reason = skip_reason(scenario, device)
     if reason:
         return Result(scenario.name, "skipped", reason)
@@ -308,16 +358,24 @@ def run_scenario(scenario: Scenario, path: str, *, steps: int = 4, device: str =
             trainer.train()
             elapsed = time.perf_counter() - start
         losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-        return Result(scenario.name, "ok", observed=describe(model), losses=losses,
-                      seconds_per_step=elapsed / max(1, steps), peak_memory_mb=memory.peak_mb)
+        return Result(
+            scenario.name,
+            "ok",
+            observed=describe(model),
+            losses=losses,
+            seconds_per_step=elapsed / max(1, steps),
+            peak_memory_mb=memory.peak_mb,
+        )
 
 
 def markdown(results: list[Result]) -> str:
     rows = [r.row() for r in results]
     headers = list(rows[0])
     widths = {h: max(len(h), *(len(r[h]) for r in rows)) for h in headers}
-    lines = ["| " + " | ".join(h.ljust(widths[h]) for h in headers) + " |",
-             "|" + "|".join("-" * (widths[h] + 2) for h in headers) + "|"]
+    lines = [
+        "| " + " | ".join(h.ljust(widths[h]) for h in headers) + " |",
+        "|" + "|".join("-" * (widths[h] + 2) for h in headers) + "|",
+    ]
     lines += ["| " + " | ".join(r[h].ljust(widths[h]) for h in headers) + " |" for r in rows]
     return "\n".join(lines)
 
@@ -333,8 +391,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="a local checkpoint directory (default: the embedded tiny Qwen3)")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     parser.add_argument("--steps", type=int, default=4, help="training steps per scenario (default 4)")
-    parser.add_argument("--only", action="append", metavar="NAME",
-                        help=f"run only this scenario (repeatable): {', '.join(s.name for s in SCENARIOS)}")
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help=f"run only this scenario (repeatable): {', '.join(s.name for s in SCENARIOS)}",
+    )
     parser.add_argument("--legacy", action="store_true", help="prepare through the deprecated prepare_peft_model")
     parser.add_argument("--format", choices=("markdown", "json"), default="markdown")
     opts = parser.parse_args(argv)
@@ -368,21 +430,30 @@ def main(argv: list[str] | None = None) -> int:
         for i, scenario in enumerate(selected, 1):
             print(f"[{i}/{len(selected)}] {scenario.name} ...", file=sys.stderr, flush=True)
             try:
-                result = run_scenario(scenario, path, steps=opts.steps, device=device, legacy=opts.legacy,
-                                      workdir=tmp)
+                result = run_scenario(scenario, path, steps=opts.steps, device=device, legacy=opts.legacy, workdir=tmp)
             except Exception as exc:  # one scenario's failure is a result, not the end of the report
                 result = Result(scenario.name, "failed", f"{type(exc).__name__}: {exc}")
             print(f"      {result.status} {result.reason}".rstrip(), file=sys.stderr, flush=True)
             results.append(result)
 
     if opts.format == "json":
-        print(json.dumps({"device": device, "legacy": opts.legacy,
-                          "versions": {k: str(v) if v else None for k, v in versions.installed_versions().items()},
-                          "results": [dataclasses.asdict(r) for r in results]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "device": device,
+                    "legacy": opts.legacy,
+                    "versions": {k: str(v) if v else None for k, v in versions.installed_versions().items()},
+                    "results": [dataclasses.asdict(r) for r in results],
+                },
+                indent=2,
+            )
+        )
     else:
-        print(f"device {device}, {'prepare_peft_model (deprecated)' if opts.legacy else 'compat.prepare_model'}, "
-              f"transformers {versions.installed('transformers')}, peft {versions.installed('peft')}, "
-              f"bitsandbytes {versions.installed('bitsandbytes')}\n")
+        print(
+            f"device {device}, {'prepare_peft_model (deprecated)' if opts.legacy else 'compat.prepare_model'}, "
+            f"transformers {versions.installed('transformers')}, peft {versions.installed('peft')}, "
+            f"bitsandbytes {versions.installed('bitsandbytes')}\n"
+        )
         print(markdown(results))
     return 1 if any(r.status == "failed" for r in results) else 0
 

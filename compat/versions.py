@@ -562,7 +562,7 @@ GATES: tuple[Gate, ...] = (
 GATES_BY_NAME: dict[str, Gate] = {gate.name: gate for gate in GATES}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def installed(package: str) -> Version | None:
     """The installed version of `package` (from its metadata, never by importing it), or None."""
     if package == "python":

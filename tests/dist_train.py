@@ -21,12 +21,12 @@ def main(model_dir: str, out_dir: str, steps: int = 3) -> None:
 
     # Never hang the test suite: dump every thread's stack and exit if a collective deadlocks.
     faulthandler.dump_traceback_later(float(os.environ.get("DIST_TRAIN_TIMEOUT", "150")), exit=True)
-    import compat  # first: the HybridCache guard for transformers 5 + peft 0.16-0.17
     import torch
     import torch.utils.checkpoint
     import transformers
     import transformers.modeling_utils
 
+    import compat  # first: the HybridCache guard for transformers 5 + peft 0.16-0.17
     from compat import versions
     from compat.scenarios import SCENARIOS, checkpointing_on, dataset, load, lora_config, training_args
 
@@ -46,9 +46,15 @@ def main(model_dir: str, out_dir: str, steps: int = 3) -> None:
     scenario = next(s for s in SCENARIOS if s.name == "LoRA+GC")
     model = load(scenario, model_dir)
     args = training_args(
-        scenario, os.path.join(out_dir, "trainer"), steps, "cpu",
-        per_device_train_batch_size=2, ddp_backend="gloo", ddp_find_unused_parameters=False,
-        learning_rate=1e-2, save_strategy="no",
+        scenario,
+        os.path.join(out_dir, "trainer"),
+        steps,
+        "cpu",
+        per_device_train_batch_size=2,
+        ddp_backend="gloo",
+        ddp_find_unused_parameters=False,
+        learning_rate=1e-2,
+        save_strategy="no",
         seed=1234 + rank,  # adapters are initialised from args.seed: different per rank, DDP must still align them
     )
     before_args = repr(args)

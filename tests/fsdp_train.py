@@ -49,19 +49,26 @@ def train_wrapped(name: str, model, rank: int, out_dir: str) -> dict:
     with FullyShardedDataParallel.summon_full_params(wrapped):
         after = {n: p.detach().clone() for n, p in wrapped.named_parameters() if "lora_" in n}
     torch.save({"before": before, "after": after}, os.path.join(out_dir, f"rank{rank}-{name}.pt"))
-    return {"name": name, "dtypes": dtypes, "wrapped": type(wrapped).__name__, "fsdp_units": units,
-            "total_params": total, "local_params": local, "losses": losses}
+    return {
+        "name": name,
+        "dtypes": dtypes,
+        "wrapped": type(wrapped).__name__,
+        "fsdp_units": units,
+        "total_params": total,
+        "local_params": local,
+        "losses": losses,
+    }
 
 
 def main(model_dir: str, out_dir: str) -> None:
     import faulthandler
 
     faulthandler.dump_traceback_later(float(os.environ.get("DIST_TRAIN_TIMEOUT", "150")), exit=True)
-    import compat  # first: the HybridCache guard for transformers 5 + peft 0.16-0.17
     import torch
     import transformers
     from peft import get_peft_model
 
+    import compat  # first: the HybridCache guard for transformers 5 + peft 0.16-0.17
     from compat.scenarios import SCENARIOS, dataset, load, lora_config, training_args
 
     transformers.logging.set_verbosity_error()
@@ -74,8 +81,11 @@ def main(model_dir: str, out_dir: str) -> None:
     # wants an accelerator).
     report = {"rank": rank, "trainer_fsdp": False, "trainer": None, "runs": []}
     try:
-        trainer = transformers.Trainer(model=compat.prepare_model(load(scenario, model_dir), lora_config(), args),
-                                       args=args, train_dataset=dataset(rows=4))
+        trainer = transformers.Trainer(
+            model=compat.prepare_model(load(scenario, model_dir), lora_config(), args),
+            args=args,
+            train_dataset=dataset(rows=4),
+        )
         report["trainer_fsdp"] = bool(getattr(trainer, "is_fsdp_enabled", False))
         report["trainer"] = str(trainer.accelerator.distributed_type)
     except RuntimeError as exc:
@@ -86,8 +96,9 @@ def main(model_dir: str, out_dir: str) -> None:
 
     # 2. FSDP1 on compat-prepared models.
     torch.manual_seed(0)
-    report["runs"].append(train_wrapped("fresh", compat.prepare_model(load(scenario, model_dir), lora_config(), args),
-                                        rank, out_dir))
+    report["runs"].append(
+        train_wrapped("fresh", compat.prepare_model(load(scenario, model_dir), lora_config(), args), rank, out_dir)
+    )
     fsdp_args = SimpleNamespace(fsdp="full_shard auto_wrap")
     for name, settings in (("existing-uniform", fsdp_args), ("existing-mixed", None)):
         torch.manual_seed(0)  # the same adapter on both ranks, as a saved adapter would be

@@ -100,7 +100,7 @@ def test_check_mode_exit_1_and_0(tmp_path, capsys):
 def test_nothing_to_do_exit_0(tmp_path, capsys):
     g = write(tmp_path / "b.py", CLEAN)
     code, out, err = run([str(tmp_path)], capsys)
-    assert code == 0
+    assert code == 0 and g.read_text() == CLEAN
     assert "1 skipped by the pre-filter" in err
 
 
@@ -146,9 +146,9 @@ def test_select_and_skip(tmp_path, capsys):
 
 
 def test_report_json(tmp_path, capsys):
-    f = write(tmp_path / "a.py", OLD)
-    g = write(tmp_path / "b.py", CLEAN)
-    bad = write(tmp_path / "c.py", "import peft\nprepare_model_for_int8_training(\n")
+    write(tmp_path / "a.py", OLD)
+    write(tmp_path / "b.py", CLEAN)
+    write(tmp_path / "c.py", "import peft\nprepare_model_for_int8_training(\n")
     report = tmp_path / "r.json"
     code, out, err = run(["--check", "--report", str(report), str(tmp_path)], capsys)
     assert code == 2

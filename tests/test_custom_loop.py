@@ -43,13 +43,18 @@ def test_custom_loop_checkpointing_kwargs_are_honoured(tiny_model_path):
 
     scenario = next(s for s in SCENARIOS if s.name == "LoRA+GC")
     model = load(scenario, tiny_model_path)
-    plan = explain(model, lora_config(), gradient_checkpointing=True,
-                   gradient_checkpointing_kwargs={"use_reentrant": True})
-    kwargs_key = "activation_checkpointing_kwargs" if versions.is_new("activation_checkpointing_names") \
+    plan = explain(
+        model, lora_config(), gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": True}
+    )
+    kwargs_key = (
+        "activation_checkpointing_kwargs"
+        if versions.is_new("activation_checkpointing_names")
         else "gradient_checkpointing_kwargs"
+    )
     assert plan["checkpointing"].params[kwargs_key] == {"use_reentrant": True}
-    model = prepare_model(model, lora_config(), gradient_checkpointing=True,
-                          gradient_checkpointing_kwargs={"use_reentrant": True})
+    model = prepare_model(
+        model, lora_config(), gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": True}
+    )
     before = snapshot(model)
     losses = train_loop(model)
     assert all(math.isfinite(x) for x in losses)
@@ -119,10 +124,13 @@ def test_selective_checkpointing_saves_attention_and_changes_no_gradient(tiny_mo
         torch.testing.assert_close(sel_grads[name], grad, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("kwargs,keywords,message", [
-    ({"selective": True}, {"gradient_checkpointing": False}, "needs gradient_checkpointing=True"),
-    ({"selective": True, "use_reentrant": True}, {"gradient_checkpointing": True}, "non-reentrant"),
-])
+@pytest.mark.parametrize(
+    "kwargs,keywords,message",
+    [
+        ({"selective": True}, {"gradient_checkpointing": False}, "needs gradient_checkpointing=True"),
+        ({"selective": True, "use_reentrant": True}, {"gradient_checkpointing": True}, "non-reentrant"),
+    ],
+)
 def test_selective_checkpointing_refuses_what_cannot_work(tiny_model_path, kwargs, keywords, message):
     from compat import prepare_model
 

@@ -41,12 +41,29 @@ def two_ranks(tiny_model_path, tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    env.update(OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", DIST_TRAIN_TIMEOUT="200",
-               CUDA_VISIBLE_DEVICES="")
+    env.update(
+        OMP_NUM_THREADS="1",
+        TOKENIZERS_PARALLELISM="false",
+        HF_HUB_OFFLINE="1",
+        DIST_TRAIN_TIMEOUT="200",
+        CUDA_VISIBLE_DEVICES="",
+    )
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--nnodes", "1",
-        "--master-addr", "127.0.0.1", "--master-port", str(free_port()),
-        str(SCRIPT), tiny_model_path, str(out), str(STEPS),
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--nnodes",
+        "1",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(free_port()),
+        str(SCRIPT),
+        tiny_model_path,
+        str(out),
+        str(STEPS),
     ]
     proc = subprocess.run(cmd, env=env, cwd=out, capture_output=True, text=True, timeout=300)
     log = (proc.stdout + proc.stderr)[-6000:]

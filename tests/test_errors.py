@@ -86,13 +86,16 @@ def run_without(packages: tuple[str, ...], script: str, tmp_path) -> subprocess.
             (farm / entry.name).symlink_to(entry)
     repo = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), str(farm)])}
-    return subprocess.run([sys.executable, "-S", "-c", textwrap.dedent(script)], capture_output=True, text=True,
-                          timeout=300, env=env)
+    return subprocess.run(
+        [sys.executable, "-S", "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=300, env=env
+    )
 
 
 def test_peft_missing_names_the_pip_command(tmp_path):
     """transformers itself then sees no peft. Expect an ImportError with the pip command."""
-    out = run_without(("peft",), """
+    out = run_without(
+        ("peft",),
+        """
         import importlib.util
         assert importlib.util.find_spec("peft") is None, "peft is still importable"
         import transformers
@@ -103,13 +106,17 @@ def test_peft_missing_names_the_pip_command(tmp_path):
             compat.prepare_model(model, object())
         except ImportError as exc:
             print("IMPORT-ERROR:", exc)
-        """, tmp_path)
+        """,
+        tmp_path,
+    )
     assert "IMPORT-ERROR:" in out.stdout, out.stderr[-2000:]
     assert "pip install peft" in out.stdout
 
 
 def test_pretrained_kwargs_without_torch_names_the_pip_command(tmp_path):
-    out = run_without(("torch", "transformers"), """
+    out = run_without(
+        ("torch", "transformers"),
+        """
         import importlib.util
         assert importlib.util.find_spec("torch") is None, "torch is still importable"
         import compat
@@ -118,7 +125,9 @@ def test_pretrained_kwargs_without_torch_names_the_pip_command(tmp_path):
                 compat.pretrained_kwargs(args[0], load_in_4bit=len(args) > 1)
             except ImportError as exc:
                 print("IMPORT-ERROR:", exc)
-        """, tmp_path)
+        """,
+        tmp_path,
+    )
     errors = [line for line in out.stdout.splitlines() if line.startswith("IMPORT-ERROR:")]
     assert len(errors) == 3, out.stdout + out.stderr[-2000:]
     assert all("pip install torch transformers" in line for line in errors)

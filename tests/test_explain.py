@@ -42,8 +42,11 @@ def test_explain_lists_the_steps(scenario, tiny_model_path, tmp_path):
     text = str(plan)
     assert text.startswith("1. validate")
     if scenario.gc:
-        method = "activation_checkpointing_enable" if versions.is_new("activation_checkpointing_names") \
+        method = (
+            "activation_checkpointing_enable"
+            if versions.is_new("activation_checkpointing_names")
             else "gradient_checkpointing_enable"
+        )
         assert plan["checkpointing"].params["method"] == method
         assert "use_reentrant" in text and "[gate" in text
     # explain applied nothing

@@ -35,16 +35,39 @@ def fsdp_ranks(tiny_model_path, tmp_path_factory):
     out = tmp_path_factory.mktemp("fsdp")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE.parent), env.get("PYTHONPATH")]))
-    env.update(OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", DIST_TRAIN_TIMEOUT="200",
-               CUDA_VISIBLE_DEVICES="")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--nnodes", "1",
-           "--master-addr", "127.0.0.1", "--master-port", str(free_port()), str(SCRIPT), tiny_model_path, str(out)]
+    env.update(
+        OMP_NUM_THREADS="1",
+        TOKENIZERS_PARALLELISM="false",
+        HF_HUB_OFFLINE="1",
+        DIST_TRAIN_TIMEOUT="200",
+        CUDA_VISIBLE_DEVICES="",
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--nnodes",
+        "1",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(free_port()),
+        str(SCRIPT),
+        tiny_model_path,
+        str(out),
+    ]
     proc = subprocess.run(cmd, env=env, cwd=out, capture_output=True, text=True, timeout=300)
     log = (proc.stdout + proc.stderr)[-6000:]
     assert proc.returncode == 0, f"torchrun failed ({proc.returncode}):\n{log}"
     reports = [json.loads((out / f"rank{rank}.json").read_text()) for rank in (0, 1)]
-    weights = {(rank, run["name"]): torch.load(out / f"rank{rank}-{run['name']}.pt", weights_only=True)
-               for rank, report in enumerate(reports) for run in report["runs"] if "error" not in run}
+    weights = {
+        (rank, run["name"]): torch.load(out / f"rank{rank}-{run['name']}.pt", weights_only=True)
+        for rank, report in enumerate(reports)
+        for run in report["runs"]
+        if "error" not in run
+    }
     return reports, weights
 
 
@@ -67,7 +90,7 @@ def test_two_gloo_ranks_and_no_fsdp_from_the_cpu_trainer(fsdp_ranks):
 @pytest.mark.parametrize("name", ["fresh", "existing-uniform"])
 def test_compat_prepared_models_train_sharded(fsdp_ranks, name):
     reports, weights = fsdp_ranks
-    for rank, run in enumerate(runs(reports, name)):
+    for run in runs(reports, name):
         assert "error" not in run, run
         assert run["dtypes"] == ["bfloat16"], "FSDP needs one dtype: compat's preparation gives it"
         assert run["wrapped"] == "FullyShardedDataParallel"

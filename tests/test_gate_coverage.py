@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import _matrix
 import pytest
 from packaging.version import Version
 
-import _matrix
 from compat import migration_table, versions
 
 ENVS = _matrix.load_envs()

@@ -68,13 +68,21 @@ def load(path, dtype="auto", device_map=None, **quant):
 
 
 def load_4bit(path, compute="float16"):
-    return load(path, load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                bnb_4bit_compute_dtype=compute)
+    return load(
+        path,
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute,
+    )
 
 
 def gc_funcs(model):
-    return [m._gradient_checkpointing_func for m in model.modules()
-            if getattr(m, "gradient_checkpointing", False) and hasattr(m, "_gradient_checkpointing_func")]
+    return [
+        m._gradient_checkpointing_func
+        for m in model.modules()
+        if getattr(m, "gradient_checkpointing", False) and hasattr(m, "_gradient_checkpointing_func")
+    ]
 
 
 def reentrant_flags(model) -> set:
@@ -167,7 +175,9 @@ def test_fact_load_in_4bit_keyword(tiny_model_path):
     need_cpu_kbit()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = AutoModelForCausalLM.from_pretrained(tiny_model_path, load_in_4bit=True, device_map={"": "cpu"})  # compat: skip
+        model = AutoModelForCausalLM.from_pretrained(
+            tiny_model_path, load_in_4bit=True, device_map={"": "cpu"}
+        )  # compat: skip
     assert model.is_loaded_in_4bit
 
 
@@ -203,14 +213,16 @@ def test_callers_use_reentrant_is_honoured(tiny_model_path):
     from compat import explain, prepare_model
 
     model = load(tiny_model_path)
-    planned = explain(model, lora_config(), gradient_checkpointing=True,
-                      gradient_checkpointing_kwargs={"use_reentrant": True})
+    planned = explain(
+        model, lora_config(), gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": True}
+    )
     assert {"use_reentrant": True}.items() <= dict(
         planned["checkpointing"].params.get("activation_checkpointing_kwargs")
         or planned["checkpointing"].params.get("gradient_checkpointing_kwargs")
     ).items()
-    prepared = prepare_model(model, lora_config(), gradient_checkpointing=True,
-                             gradient_checkpointing_kwargs={"use_reentrant": True})
+    prepared = prepare_model(
+        model, lora_config(), gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": True}
+    )
     assert reentrant_flags(prepared) == {True}
     assert all(math.isfinite(x) for x in train_loop(prepared)), "reentrant + PEFT trains thanks to the input-grad hook"
 
@@ -235,8 +247,9 @@ def test_fact_and_plan_checkpointing_method_names(tiny_model_path):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         prepared = prepare_model(model, lora_config(), gradient_checkpointing=True)
-    ours = [str(w.message) for w in caught if issubclass(w.category, FutureWarning)
-            and "checkpointing" in str(w.message)]
+    ours = [
+        str(w.message) for w in caught if issubclass(w.category, FutureWarning) and "checkpointing" in str(w.message)
+    ]
     assert ours == [], f"FutureWarning from compat's own calls: {ours}"
     assert gc_funcs(prepared)
 
@@ -290,8 +303,9 @@ def test_input_grad_hook_present_after_prepare(tiny_model_path):
 
 
 def _guard_needed() -> bool:
-    return (new("hybrid_cache_removed") and versions.at_least("peft", "0.16.0")
-            and not versions.at_least("peft", "0.18.0"))
+    return (
+        new("hybrid_cache_removed") and versions.at_least("peft", "0.16.0") and not versions.at_least("peft", "0.18.0")
+    )
 
 
 @gate("hybrid_cache_removed")
@@ -418,7 +432,8 @@ def test_fact_autocast_keyword_and_plan_under_zero3(tiny_model_path):
     from compat import explain
 
     assert ("autocast_adapter_dtype" in inspect.signature(get_peft_model).parameters) == new(
-        "autocast_adapter_dtype_kwarg")
+        "autocast_adapter_dtype_kwarg"
+    )
     planned = explain(load(tiny_model_path), lora_config(), zero3_args(gradient_checkpointing=True))["get_peft_model"]
     if new("autocast_adapter_dtype_kwarg"):
         assert planned.params == {"autocast_adapter_dtype": False}
@@ -896,38 +911,51 @@ def _sft_source() -> str:
 # gate -> the fact on the installed trl: True exactly on the new side
 TRL_FACTS = {
     "trl_processing_class": lambda: "processing_class" in inspect.signature(_trl().SFTTrainer.__init__).parameters,
-    "trl_data_utils_processing_class": lambda: "processing_class"
-    in inspect.signature(_trl().maybe_apply_chat_template).parameters,
+    "trl_data_utils_processing_class": lambda: (
+        "processing_class" in inspect.signature(_trl().maybe_apply_chat_template).parameters
+    ),
     "trl_trainer_configs": lambda: "SFTConfig" in dir(_trl()),
     "trl_sft_max_length": lambda: "max_length" in _fields(_trl().SFTConfig),
     "trl_formatting_func_per_example": lambda: "batched = isinstance(formatting_func(" not in _sft_source(),
-    "trl_sft_packing_knobs_removed": lambda: not {"num_of_sequences", "chars_per_token", "dataset_batch_size"}
-    & _fields(_trl().SFTConfig),
-    "trl_sft_data_helpers_removed": lambda: not _trl_attr("trl", "DataCollatorForCompletionOnlyLM")
-    and not _trl_attr("trl.trainer", "ConstantLengthDataset"),
+    "trl_sft_packing_knobs_removed": lambda: (
+        not {"num_of_sequences", "chars_per_token", "dataset_batch_size"} & _fields(_trl().SFTConfig)
+    ),
+    "trl_sft_data_helpers_removed": lambda: (
+        not _trl_attr("trl", "DataCollatorForCompletionOnlyLM")
+        and not _trl_attr("trl.trainer", "ConstantLengthDataset")
+    ),
     "trl_dpo_max_target_length_removed": lambda: "max_target_length" not in _fields(_trl().DPOConfig),
     "trl_dpo_is_encoder_decoder_removed": lambda: "is_encoder_decoder" not in _fields(_trl().DPOConfig),
     "trl_dpo_padding_value_removed": lambda: "padding_value" not in _fields(_trl().DPOConfig),
-    "trl_dpo_fields_removed": lambda: not {"max_prompt_length", "rpo_alpha", "reference_free", "generate_during_eval"}
-    & _fields(_trl().DPOConfig)
-    and "loss_weights" in _fields(_trl().DPOConfig),
-    "trl_kto_prompt_length_removed": lambda: not {"max_prompt_length", "max_completion_length"}
-    & _fields(_trl_config("KTOConfig")),
-    "trl_prompt_length_removed": lambda: "max_prompt_length" not in _fields(_trl().GRPOConfig)
-    and "vllm_guided_decoding_regex" not in _fields(_trl().GRPOConfig)
-    and "vllm_structured_outputs_regex" in _fields(_trl().GRPOConfig)
-    and not {"max_prompt_length", "label_pad_token_id"} & _fields(_trl_config("ORPOConfig"))
-    and not {"max_prompt_length", "label_pad_token_id", "padding_value"} & _fields(_trl_config("CPOConfig")),
-    "trl_grpo_log_unique_prompts": lambda: "wandb_log_unique_prompts" not in _fields(_trl().GRPOConfig)
-    and "log_unique_prompts" in _fields(_trl().GRPOConfig),
+    "trl_dpo_fields_removed": lambda: (
+        not {"max_prompt_length", "rpo_alpha", "reference_free", "generate_during_eval"} & _fields(_trl().DPOConfig)
+        and "loss_weights" in _fields(_trl().DPOConfig)
+    ),
+    "trl_kto_prompt_length_removed": lambda: (
+        not {"max_prompt_length", "max_completion_length"} & _fields(_trl_config("KTOConfig"))
+    ),
+    "trl_prompt_length_removed": lambda: (
+        "max_prompt_length" not in _fields(_trl().GRPOConfig)
+        and "vllm_guided_decoding_regex" not in _fields(_trl().GRPOConfig)
+        and "vllm_structured_outputs_regex" in _fields(_trl().GRPOConfig)
+        and not {"max_prompt_length", "label_pad_token_id"} & _fields(_trl_config("ORPOConfig"))
+        and not {"max_prompt_length", "label_pad_token_id", "padding_value"} & _fields(_trl_config("CPOConfig"))
+    ),
+    "trl_grpo_log_unique_prompts": lambda: (
+        "wandb_log_unique_prompts" not in _fields(_trl().GRPOConfig)
+        and "log_unique_prompts" in _fields(_trl().GRPOConfig)
+    ),
     "trl_grpo_vllm_device_removed": lambda: not {"vllm_device", "vllm_dtype"} & _fields(_trl().GRPOConfig),
     "trl_experimental_trainers": lambda: all(
         _has_module(f"trl.experimental.{m}") for m in ("orpo", "cpo", "online_dpo", "gkd")
     ),
-    "trl_trainer_utils_moved": lambda: _trl_attr("trl.experimental.utils", "DPODataCollatorWithPadding")
-    and not _trl_attr("trl.trainer.utils", "DPODataCollatorWithPadding"),
-    "trl_pad_to_length_moved": lambda: _trl_attr("trl.experimental.utils", "pad_to_length")
-    and not _trl_attr("trl.trainer.utils", "pad_to_length"),
+    "trl_trainer_utils_moved": lambda: (
+        _trl_attr("trl.experimental.utils", "DPODataCollatorWithPadding")
+        and not _trl_attr("trl.trainer.utils", "DPODataCollatorWithPadding")
+    ),
+    "trl_pad_to_length_moved": lambda: (
+        _trl_attr("trl.experimental.utils", "pad_to_length") and not _trl_attr("trl.trainer.utils", "pad_to_length")
+    ),
     "trl_cli_utils_removed": lambda: "ScriptArguments" in dir(_trl()),
     "trl_top_level_utils_removed": lambda: "set_seed" not in dir(_trl()),
     "trl_setup_chat_format_removed": lambda: "setup_chat_format" not in dir(_trl()),
@@ -938,11 +966,14 @@ TRL_FACTS = {
     "trl_ddpo_alignprop_removed": lambda: not {"DDPOTrainer", "AlignPropTrainer"} & set(dir(_trl())),
     "trl_core_removed": lambda: _trl() and not _has_module("trl.core"),
     "trl_ppo_removed": lambda: "PPOTrainer" not in dir(_trl()) and not _has_module("trl.experimental.ppo"),
-    "trl_trainers_removed": lambda: not {"BCOTrainer", "XPOTrainer", "NashMDTrainer", "PRMTrainer"} & set(dir(_trl()))
-    and not _has_module("trl.experimental.bco"),
+    "trl_trainers_removed": lambda: (
+        not {"BCOTrainer", "XPOTrainer", "NashMDTrainer", "PRMTrainer"} & set(dir(_trl()))
+        and not _has_module("trl.experimental.bco")
+    ),
     "trl_model_config_dtype": lambda: "dtype" in _fields(_trl().ModelConfig),
-    "trl_trust_remote_code_on_configs": lambda: "trust_remote_code" not in _fields(_trl().ModelConfig)
-    and "trust_remote_code" in _fields(_trl().SFTConfig),
+    "trl_trust_remote_code_on_configs": lambda: (
+        "trust_remote_code" not in _fields(_trl().ModelConfig) and "trust_remote_code" in _fields(_trl().SFTConfig)
+    ),
 }
 for _name in TRL_FACTS:
     gate(_name)

@@ -98,8 +98,13 @@ def test_qlora_compute_dtype(tiny_model_path, compute, gc):
     need_bnb()
     from compat import prepare_model
 
-    model = load_quantized(tiny_model_path, load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                           bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute)
+    model = load_quantized(
+        tiny_model_path,
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute,
+    )
     assert model.is_loaded_in_4bit
     model = prepare_model(model, lora_config(), gradient_checkpointing=gc)
     trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
@@ -129,8 +134,16 @@ def test_8bit_lora(tiny_model_path):
 
 # --- peak memory: compat vs the old recipe -------------------------------------------------------------------------
 
-MID = dict(vocab_size=32_000, hidden_size=512, intermediate_size=1408, num_hidden_layers=4, num_attention_heads=8,
-           num_key_value_heads=4, head_dim=64, tie_word_embeddings=False)  # ~40M parameters, bf16 on disk
+MID = dict(
+    vocab_size=32_000,
+    hidden_size=512,
+    intermediate_size=1408,
+    num_hidden_layers=4,
+    num_attention_heads=8,
+    num_key_value_heads=4,
+    head_dim=64,
+    tie_word_embeddings=False,
+)  # ~40M parameters, bf16 on disk
 
 
 @pytest.fixture(scope="module")
@@ -151,13 +164,19 @@ def _peak_qlora(path, recipe: str, gc: bool) -> tuple[float, float, set]:
     torch.cuda.synchronize()
     base = torch.cuda.memory_allocated()
     torch.cuda.reset_peak_memory_stats()
-    model = load_quantized(path, load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                           bnb_4bit_compute_dtype="bfloat16")
+    model = load_quantized(
+        path,
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype="bfloat16",
+    )
     if recipe == "compat":
         model = prepare_model(model, lora_config(), gradient_checkpointing=gc)
     else:  # what TRL < 0.25 and most tutorials did
         model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=gc, gradient_checkpointing_kwargs={"use_reentrant": False})
+            model, use_gradient_checkpointing=gc, gradient_checkpointing_kwargs={"use_reentrant": False}
+        )
         model = get_peft_model(model, lora_config())
     dtypes = {str(p.dtype).removeprefix("torch.") for p in model.parameters() if p.requires_grad}
     with torch.autocast("cuda", dtype=torch.bfloat16):
@@ -180,9 +199,11 @@ def test_qlora_peak_memory_vs_the_old_recipe(mid_model_path, gc, record_property
     need_bnb()
     old_peak, old_step, old_dtypes = _peak_qlora(mid_model_path, "peft-kbit", gc)
     new_peak, new_step, new_dtypes = _peak_qlora(mid_model_path, "compat", gc)
-    line = (f"{'Q-LoRA+GC' if gc else 'Q-LoRA'}: compat {new_peak:.0f} MiB {new_step * 1e3:.1f} ms/step "
-            f"(adapters {','.join(sorted(new_dtypes))}); peft prepare_model_for_kbit_training {old_peak:.0f} MiB "
-            f"{old_step * 1e3:.1f} ms/step (adapters {','.join(sorted(old_dtypes))})")
+    line = (
+        f"{'Q-LoRA+GC' if gc else 'Q-LoRA'}: compat {new_peak:.0f} MiB {new_step * 1e3:.1f} ms/step "
+        f"(adapters {','.join(sorted(new_dtypes))}); peft prepare_model_for_kbit_training {old_peak:.0f} MiB "
+        f"{old_step * 1e3:.1f} ms/step (adapters {','.join(sorted(old_dtypes))})"
+    )
     print(line)
     record_property("memory", line)
     out = os.environ.get("GPU_CHECK_OUT")

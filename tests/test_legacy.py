@@ -140,8 +140,12 @@ def test_peft_module_casting_to_bf16_wrapper(tiny_model_path):
     assert_trained(model, before)
 
 
-WRAPPERS = ("prepare_peft_model", "enable_gradient_checkpointing", "prepare_model_for_kbit_training",
-            "peft_module_casting_to_bf16")
+WRAPPERS = (
+    "prepare_peft_model",
+    "enable_gradient_checkpointing",
+    "prepare_model_for_kbit_training",
+    "peft_module_casting_to_bf16",
+)
 
 
 def test_wrappers_are_marked_deprecated_for_type_checkers():
@@ -157,7 +161,8 @@ def test_default_filters_show_each_call_site_once_at_the_callers_line(tmp_path):
     """A fresh interpreter with Python's default warning filters: three calls from one line warn once, a call from
     another line warns again, each attributed to the script's own line; under -W error the first call raises."""
     script = tmp_path / "user_script.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import torch
         import compat
         model = torch.nn.Linear(2, 2)
@@ -165,7 +170,8 @@ def test_default_filters_show_each_call_site_once_at_the_callers_line(tmp_path):
             compat.peft_module_casting_to_bf16(model)  # line 6
         compat.peft_module_casting_to_bf16(model)  # line 7
         print("done")
-    """))
+    """)
+    )
     repo = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))}
     env.pop("PYTHONWARNINGS", None)
@@ -174,8 +180,13 @@ def test_default_filters_show_each_call_site_once_at_the_callers_line(tmp_path):
     lines = [line for line in out.stderr.splitlines() if "FutureWarning" in line]
     assert len(lines) == 2, out.stderr
     assert lines[0].startswith(f"{script}:6:") and lines[1].startswith(f"{script}:7:"), lines
-    strict = subprocess.run([sys.executable, "-W", "error::FutureWarning", str(script)], capture_output=True,
-                            text=True, env=env, timeout=120)
+    strict = subprocess.run(
+        [sys.executable, "-W", "error::FutureWarning", str(script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert strict.returncode == 1 and "FutureWarning: peft_module_casting_to_bf16 is deprecated" in strict.stderr
     assert "done" not in strict.stdout
 
@@ -187,8 +198,12 @@ def test_a_warning_from_deep_inside_points_at_the_caller(tiny_model_path, tmp_pa
 
     from compat import prepare_peft_model
 
-    args = SimpleNamespace(deepspeed_plugin=SimpleNamespace(zero_stage=3), gradient_checkpointing=True,
-                           gradient_checkpointing_kwargs={"use_reentrant": False}, bf16=False)
+    args = SimpleNamespace(
+        deepspeed_plugin=SimpleNamespace(zero_stage=3),
+        gradient_checkpointing=True,
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+        bf16=False,
+    )
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         line = inspect.currentframe().f_lineno + 1

@@ -17,8 +17,10 @@ def load(path, **kwargs):
     return AutoModelForCausalLM.from_pretrained(path, **kwargs)
 
 
-@pytest.mark.parametrize("dtype,expected", [("auto", "bfloat16"), ("float16", "float16"), ("float32", "float32"),
-                                            ("torch.float16", "float16")])
+@pytest.mark.parametrize(
+    "dtype,expected",
+    [("auto", "bfloat16"), ("float16", "float16"), ("float32", "float32"), ("torch.float16", "float16")],
+)
 def test_dtype_is_explicit_and_honoured(dtype, expected, tiny_model_path, caplog):
     import torch
 
@@ -39,8 +41,13 @@ def test_4bit_config_replaces_the_removed_flag(tiny_model_path):
 
     from compat import pretrained_kwargs
 
-    kwargs = pretrained_kwargs("bfloat16", load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                               bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype="float16")
+    kwargs = pretrained_kwargs(
+        "bfloat16",
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype="float16",
+    )
     assert "load_in_4bit" not in kwargs
     config = kwargs["quantization_config"]
     assert config.load_in_4bit and config.bnb_4bit_quant_type == "nf4" and config.bnb_4bit_use_double_quant
@@ -49,11 +56,14 @@ def test_4bit_config_replaces_the_removed_flag(tiny_model_path):
     assert model.is_loaded_in_4bit
 
 
-@pytest.mark.parametrize("kwargs,error,message", [
-    ({"dtype": "half-ish"}, ValueError, "must be a torch dtype"),
-    ({"load_in_4bit": True, "load_in_8bit": True}, ValueError, "not both"),
-    ({"bnb_4bit_quant_type": "nf4"}, ValueError, "only apply with load_in_4bit"),
-])
+@pytest.mark.parametrize(
+    "kwargs,error,message",
+    [
+        ({"dtype": "half-ish"}, ValueError, "must be a torch dtype"),
+        ({"load_in_4bit": True, "load_in_8bit": True}, ValueError, "not both"),
+        ({"bnb_4bit_quant_type": "nf4"}, ValueError, "only apply with load_in_4bit"),
+    ],
+)
 def test_bad_loading_options(kwargs, error, message):
     from compat import pretrained_kwargs
 

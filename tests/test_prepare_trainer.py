@@ -33,8 +33,9 @@ def expected_total(scenario, qwen3_available) -> int:
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
-def test_scenario_trains_with_trainer(scenario, tiny_model_path, qwen3_available, tmp_path, layer_calls,
-                                      checkpoint_calls):
+def test_scenario_trains_with_trainer(
+    scenario, tiny_model_path, qwen3_available, tmp_path, layer_calls, checkpoint_calls
+):
     import torch
     from transformers import Trainer
 

@@ -14,8 +14,9 @@ pytest.importorskip("transformers")
 
 
 def run(*argv: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "compat.scenarios", *argv], capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "compat.scenarios", *argv], capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.mark.parametrize("legacy", [False, True], ids=["prepare_model", "legacy"])
@@ -52,11 +53,14 @@ def test_markdown_table_has_every_scenario():
     assert "failed" not in out.stdout
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--only", "QLORA"], "unknown scenario QLORA"),
-    (["--model", "/nonexistent"], "not a directory"),
-    (["--steps", "0"], "at least 1"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--only", "QLORA"], "unknown scenario QLORA"),
+        (["--model", "/nonexistent"], "not a directory"),
+        (["--steps", "0"], "at least 1"),
+    ],
+)
 def test_bad_options_are_usage_errors(argv, message):
     out = run(*argv, timeout=120)
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr

@@ -90,8 +90,9 @@ def tokenizer():
     from transformers import PreTrainedTokenizerFast
 
     vocab = {f"t{i}": i for i in range(VOCAB)}
-    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer(WordLevel(vocab, unk_token="t2")), pad_token="t0",
-                                   eos_token="t1", unk_token="t2")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(WordLevel(vocab, unk_token="t2")), pad_token="t0", eos_token="t1", unk_token="t2"
+    )
 
 
 def load(case: Case, path: str):
@@ -100,9 +101,17 @@ def load(case: Case, path: str):
     from compat import pretrained_kwargs
 
     if case.quant:
-        kwargs = pretrained_kwargs("auto", load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                   bnb_4bit_compute_dtype="bfloat16") if case.quant == "4bit" else \
-            pretrained_kwargs("auto", load_in_8bit=True)
+        kwargs = (
+            pretrained_kwargs(
+                "auto",
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype="bfloat16",
+            )
+            if case.quant == "4bit"
+            else pretrained_kwargs("auto", load_in_8bit=True)
+        )
         model = AutoModelForCausalLM.from_pretrained(path, device_map={"": "cpu"}, **kwargs)
     else:
         model = AutoModelForCausalLM.from_pretrained(path, **pretrained_kwargs("auto"))
@@ -123,8 +132,11 @@ def peft_config(case: Case):
 def make_args(case: Case, out: str):
     kwargs = dict(per_device_train_batch_size=4, bf16=case.bf16, seed=42, save_strategy="no")
     if case.kwargs:
-        kwargs["activation_checkpointing_kwargs" if versions.is_new("activation_checkpointing_names")
-               else "gradient_checkpointing_kwargs"] = dict(case.kwargs)
+        kwargs[
+            "activation_checkpointing_kwargs"
+            if versions.is_new("activation_checkpointing_names")
+            else "gradient_checkpointing_kwargs"
+        ] = dict(case.kwargs)
     return training_args(Scenario(case.name, gc=case.gc), out, STEPS, "cpu", **kwargs)
 
 
@@ -151,8 +163,13 @@ class Grads:
 
         class Callback(TrainerCallback):
             def on_pre_optimizer_step(self, args, state, control, **kwargs):
-                grads.append({n: p.grad.detach().float().clone() for n, p in kwargs["model"].named_parameters()
-                              if p.requires_grad and p.grad is not None})
+                grads.append(
+                    {
+                        n: p.grad.detach().float().clone()
+                        for n, p in kwargs["model"].named_parameters()
+                        if p.requires_grad and p.grad is not None
+                    }
+                )
 
         self.callback = Callback()
 
@@ -225,8 +242,13 @@ def run_trl(case: Case, path: str, out: str, monkeypatch, tokenizer) -> Observed
     calls = CheckpointCalls().install(monkeypatch)
     model, args = load(case, path), make_args(case, out)
     args_before = arg_fields(args)
-    trainer = trl.SFTTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows()),
-                             processing_class=tokenizer, peft_config=peft_config(case))
+    trainer = trl.SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=datasets.Dataset.from_list(rows()),
+        processing_class=tokenizer,
+        peft_config=peft_config(case),
+    )
     observed = Observed(args_unchanged=arg_fields(args) == args_before)  # TRL prepares a copy of a TrainingArguments
     trainer.remove_callback(PrinterCallback)
     return finish(trainer, Grads(), calls, observed)
@@ -244,8 +266,9 @@ def relative_error(ours: dict, theirs: dict, what: str) -> float:
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_compat_and_trainer_prepare_and_train_like_sft_trainer(case, tiny_model_path, tokenizer, tmp_path,
-                                                               monkeypatch, record_property):
+def test_compat_and_trainer_prepare_and_train_like_sft_trainer(
+    case, tiny_model_path, tokenizer, tmp_path, monkeypatch, record_property
+):
     if case.quant and not versions.is_new("bnb_cpu_kbit"):
         need = versions.GATES_BY_NAME["bnb_cpu_kbit"].requirement
         pytest.skip(f"gate bnb_cpu_kbit: {case.quant} on the CPU needs {need}")
@@ -280,8 +303,10 @@ def test_compat_and_trainer_prepare_and_train_like_sft_trainer(case, tiny_model_
     # LM head (chunked log-softmax), so equal up to float rounding, not bit for bit.
     assert len(ours.grads) == len(theirs.grads) == STEPS
     assert all(step.keys() == ours.trainable.keys() for step in ours.grads), "a trainable parameter got no gradient"
-    errors = [relative_error(mine, oracle, f"gradients of step {step}")
-              for step, (mine, oracle) in enumerate(zip(ours.grads, theirs.grads), 1)]
+    errors = [
+        relative_error(mine, oracle, f"gradients of step {step}")
+        for step, (mine, oracle) in enumerate(zip(ours.grads, theirs.grads), 1)
+    ]
     errors.append(relative_error(ours.final, theirs.final, "weights after training"))
     assert errors[0] <= FIRST_STEP, f"step 1 (same weights, same batch): relative error {errors[0]}"
     assert max(errors) <= TOLERANCE, f"gradients per step, then final weights: relative errors {errors}"
@@ -290,11 +315,14 @@ def test_compat_and_trainer_prepare_and_train_like_sft_trainer(case, tiny_model_
         assert math.isclose(mine, oracle, rel_tol=1e-3), (ours.losses, theirs.losses)
     trainable = sum(n for n, _ in ours.trainable.values())
     dtypes = sorted({str(d).removeprefix("torch.") for _, d in ours.trainable.values()})
-    record_property("parity", f"{case.name}: trainable {trainable:,} {dtypes}, gc {ours.checkpointing}, "
-                              f"use_reentrant {sorted(map(str, ours.use_reentrant))}, selective {ours.context_fn} "
-                              f"(TRL {theirs.context_fn}), hook {ours.input_grad_hook}, TRL changed args "
-                              f"{not theirs.args_unchanged}, losses {[round(x, 4) for x in ours.losses]}, relative "
-                              f"errors (step grads, final weights) {[float(f'{e:.1e}') for e in errors]}")
+    record_property(
+        "parity",
+        f"{case.name}: trainable {trainable:,} {dtypes}, gc {ours.checkpointing}, "
+        f"use_reentrant {sorted(map(str, ours.use_reentrant))}, selective {ours.context_fn} "
+        f"(TRL {theirs.context_fn}), hook {ours.input_grad_hook}, TRL changed args "
+        f"{not theirs.args_unchanged}, losses {[round(x, 4) for x in ours.losses]}, relative "
+        f"errors (step grads, final weights) {[float(f'{e:.1e}') for e in errors]}",
+    )
 
 
 def test_a_peft_model_with_a_new_config_is_refused_by_both(tiny_model_path, tokenizer, tmp_path):
@@ -303,8 +331,13 @@ def test_a_peft_model_with_a_new_config_is_refused_by_both(tiny_model_path, toke
     case = Case("PeftModel+config", adapter="lora", existing=True)
     args = make_args(case, str(tmp_path))
     with pytest.raises(ValueError, match="merge") as trl_error:
-        trl.SFTTrainer(model=load(case, tiny_model_path), args=args, processing_class=tokenizer,
-                       train_dataset=datasets.Dataset.from_list(rows()), peft_config=lora_config())
+        trl.SFTTrainer(
+            model=load(case, tiny_model_path),
+            args=args,
+            processing_class=tokenizer,
+            train_dataset=datasets.Dataset.from_list(rows()),
+            peft_config=lora_config(),
+        )
     with pytest.raises(ValueError, match="[Mm]erge") as compat_error:
         compat.prepare_model(load(case, tiny_model_path), lora_config(), args)
     assert "save" in str(trl_error.value) and "save" in str(compat_error.value)
@@ -316,12 +349,18 @@ def test_trl_writes_into_its_config_where_compat_only_reads(tiny_model_path, tok
     import compat
 
     def config():
-        return trl.SFTConfig(str(tmp_path), gradient_checkpointing=True, max_steps=1, report_to=[], use_cpu=True,
-                             save_strategy="no")
+        return trl.SFTConfig(
+            str(tmp_path), gradient_checkpointing=True, max_steps=1, report_to=[], use_cpu=True, save_strategy="no"
+        )
 
     theirs = config()
-    trl.SFTTrainer(model=load(Case("LoRA", adapter="lora"), tiny_model_path), args=theirs, processing_class=tokenizer,
-                   train_dataset=datasets.Dataset.from_list(rows()), peft_config=lora_config())
+    trl.SFTTrainer(
+        model=load(Case("LoRA", adapter="lora"), tiny_model_path),
+        args=theirs,
+        processing_class=tokenizer,
+        train_dataset=datasets.Dataset.from_list(rows()),
+        peft_config=lora_config(),
+    )
     written = theirs.gradient_checkpointing_kwargs
     assert (written == {"use_reentrant": False}) != versions.is_new("non_reentrant_default"), written
     ours = config()

@@ -24,8 +24,9 @@ def test_every_gate_is_documented():
         assert gate.link.startswith("https://github.com/"), gate.name
 
 
-@pytest.mark.parametrize("have,side", [("4.55.4", "old"), ("4.56.0", "new"), ("4.56.0rc1", "new"),
-                                       ("5.0.0.dev0", "new"), ("4.56", "new")])
+@pytest.mark.parametrize(
+    "have,side", [("4.55.4", "old"), ("4.56.0", "new"), ("4.56.0rc1", "new"), ("5.0.0.dev0", "new"), ("4.56", "new")]
+)
 def test_side_of_a_gate(have, side):
     gate = versions.GATES_BY_NAME["dtype_kwarg"]
     assert gate.side({"transformers": Version(have)}) == side
@@ -84,8 +85,9 @@ def test_public_names_resolve_lazily():
 
 def test_the_version_is_written_once():
     """pyproject.toml holds the version; compat.__version__ reads it from the installed distribution."""
-    import tomllib
     from importlib import metadata
+
+    import tomllib
 
     import compat
 

@@ -144,7 +144,7 @@ def is_init_kwargs_assign(node: ast.AST) -> bool:
     )
 
 
-def loading_sink(sink: Callable[[ast.Call], "str | None"], star_sinks: frozenset[str]) -> Sink:
+def loading_sink(sink: Callable[[ast.Call], str | None], star_sinks: frozenset[str]) -> Sink:
     """The `is_sink` test of a loading rule: `**d` into a call whose kind is in `star_sinks`; `model_kwargs=d` of a
     pipeline; `*model_init_kwargs=d` of a TRL config; `args.model_init_kwargs = d`."""
 

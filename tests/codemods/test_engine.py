@@ -56,9 +56,7 @@ def run(source: str, *rules, **settings) -> str:
     assert result.error is None, result.error
     again = transform(result.source, Settings(**settings), rules=list(rules))
     assert again.source == result.source, "not idempotent"
-    assert not [f for f in again.findings if f.kind != "diagnostic"], (
-        "second run changed something"
-    )
+    assert not [f for f in again.findings if f.kind != "diagnostic"], "second run changed something"
     ast.parse(result.source)
     return result.source
 
@@ -117,46 +115,27 @@ def test_todo_already_there_is_a_diagnostic_not_a_change():
 def test_rewrite_counted_with_line_and_column():
     result = transform("a = 1\nb = bar(2)\n", Settings(), rules=[RenameBar])
     assert result.source == "a = 1\nb = baz(2)\n"
-    assert [(f.kind, f.line, f.col, f.message) for f in result.findings] == [
-        ("rewrite", 2, 4, "bar -> baz")
-    ]
+    assert [(f.kind, f.line, f.col, f.message) for f in result.findings] == [("rewrite", 2, 4, "bar -> baz")]
 
 
 def test_diagnostics_change_nothing_unless_add_todos():
     src = "x = qux(1)\n"
     plain = transform(src, Settings(), rules=[ReportQux])
     assert plain.source == src and not plain.changed
-    assert [(f.kind, f.line, f.col, f.message) for f in plain.findings] == [
-        ("diagnostic", 1, 4, "qux needs a look")
-    ]
+    assert [(f.kind, f.line, f.col, f.message) for f in plain.findings] == [("diagnostic", 1, 4, "qux needs a look")]
     todos = transform(src, Settings(add_todos=True), rules=[ReportQux])
-    assert (
-        todos.source
-        == "# TODO(compat): qux needs a look; see MIGRATION.md#test-report-qux\nx = qux(1)\n"
-    )
+    assert todos.source == "# TODO(compat): qux needs a look; see MIGRATION.md#test-report-qux\nx = qux(1)\n"
     assert [f.kind for f in todos.findings] == ["todo"]
 
 
 def test_skip_markers():
     src = "a = bar(1)  # compat: skip\nb = bar(2)\nc = [\n    bar(3),  # compat: skip\n]\n"
-    assert (
-        run(src, RenameBar)
-        == "a = bar(1)  # compat: skip\nb = baz(2)\nc = [\n    bar(3),  # compat: skip\n]\n"
-    )
+    assert run(src, RenameBar) == "a = bar(1)  # compat: skip\nb = baz(2)\nc = [\n    bar(3),  # compat: skip\n]\n"
     block = "if x:  # compat: skip\n    a = bar(1)\nb = bar(2)\n"
-    assert (
-        run(block, RenameBar) == "if x:  # compat: skip\n    a = bar(1)\nb = baz(2)\n"
-    )
-    assert (
-        run("# compat: skip-file\nb = bar(2)\n", RenameBar)
-        == "# compat: skip-file\nb = bar(2)\n"
-    )
-    assert not transform(
-        "a = bar(1)  # compat: skip\n", Settings(), rules=[RenameBar]
-    ).findings
-    assert not transform(
-        "a = qux(1)  # compat: skip\n", Settings(), rules=[ReportQux]
-    ).findings
+    assert run(block, RenameBar) == "if x:  # compat: skip\n    a = bar(1)\nb = baz(2)\n"
+    assert run("# compat: skip-file\nb = bar(2)\n", RenameBar) == "# compat: skip-file\nb = bar(2)\n"
+    assert not transform("a = bar(1)  # compat: skip\n", Settings(), rules=[RenameBar]).findings
+    assert not transform("a = qux(1)  # compat: skip\n", Settings(), rules=[ReportQux]).findings
 
 
 def test_target_gate_both_sides():
@@ -191,9 +170,7 @@ def test_libcst_parses_only_the_statements_that_change(monkeypatch):
     src = f"import os\n{body}def f():\n    return bar(1) + 2\n{body}"
     result = transform(src, Settings(), rules=[RenameBar])
     assert result.source == src.replace("bar(1)", "baz(1)")
-    assert parsed == [
-        "if 1:\n    return bar(1) + 2"
-    ]  # the one statement, inside `if 1:` for its indentation
+    assert parsed == ["if 1:\n    return bar(1) + 2"]  # the one statement, inside `if 1:` for its indentation
 
 
 def test_edits_of_two_rules_compose_on_one_node():
@@ -250,10 +227,7 @@ def test_exclusive_edits_conflict_then_fixpoint():
     assert result.error is None
     assert result.source == "y = wrap(baz(1))\n"
     assert [f.rule for f in result.findings] == ["test-swap", "test-wrap"]
-    assert (
-        transform(result.source, Settings(), rules=[Swap, Wrap]).source
-        == "y = wrap(wrap(baz(1)))\n"
-    )
+    assert transform(result.source, Settings(), rules=[Swap, Wrap]).source == "y = wrap(wrap(baz(1)))\n"
 
 
 def test_nested_edits_and_a_todo_inside_a_rendered_statement():
@@ -286,11 +260,7 @@ def test_crlf_tabs_and_non_ascii_columns():
 
 def test_parse_error_reported():
     result = transform("x = bar(\n", Settings(), rules=[RenameBar])
-    assert (
-        result.error
-        and result.error.startswith("parse error")
-        and result.source == "x = bar(\n"
-    )
+    assert result.error and result.error.startswith("parse error") and result.source == "x = bar(\n"
 
 
 def test_result_unpacks_to_source_and_findings():
@@ -376,7 +346,11 @@ def test_todo_never_longer_than_the_limit():
 
     out = run("qux(1)\n", Wordy, add_todos=True)
     todo = out.splitlines()[0]
-    assert len(todo) <= 120 and todo.startswith("# TODO(compat): still a rather long") and " [...]; see MIGRATION.md#" in todo
+    assert (
+        len(todo) <= 120
+        and todo.startswith("# TODO(compat): still a rather long")
+        and " [...]; see MIGRATION.md#" in todo
+    )
 
 
 class AddParam(Rule):

@@ -47,17 +47,13 @@ def settings_for(source: str, rule_id: str) -> Settings:
 
 def run_fixture(path: Path):
     source = path.read_text(encoding="utf-8")
-    return source, transform(
-        source, settings_for(source, path.parent.name), filename=str(path)
-    )
+    return source, transform(source, settings_for(source, path.parent.name), filename=str(path))
 
 
 @pytest.mark.parametrize("path", list(_cases()))
 def test_fixture(path: Path) -> None:
     rule_id = path.parent.name
-    assert rule_id in rules_by_id(), (
-        f"fixture directory {rule_id!r} has no registered rule (codemods/rules RULES)"
-    )
+    assert rule_id in rules_by_id(), f"fixture directory {rule_id!r} has no registered rule (codemods/rules RULES)"
     expected_path = path.with_name(path.name[: -len(".in")] + ".out")
     assert expected_path.exists(), f"missing {expected_path.name}"
     expected = expected_path.read_text(encoding="utf-8")
@@ -74,24 +70,14 @@ def test_fixture(path: Path) -> None:
         assert changes, "the output changed but nothing was counted"
     diag = path.with_name(path.name[: -len(".py.in")] + ".diag")
     if diag.exists():
-        want = [
-            line.split()[:2]
-            for line in diag.read_text(encoding="utf-8").splitlines()
-            if line.strip()
-        ]
-        got = [
-            [f"{f.line}:{f.col}", f.rule]
-            for f in result.findings
-            if f.kind != "rewrite"
-        ]
+        want = [line.split()[:2] for line in diag.read_text(encoding="utf-8").splitlines() if line.strip()]
+        got = [[f"{f.line}:{f.col}", f.rule] for f in result.findings if f.kind != "rewrite"]
         assert got == want, f"sites reported: {got}"
 
     again = transform(result.source, settings, filename=str(path))
     assert again.error is None, again.error
     assert again.source == result.source, "second run is not a no-op"
-    assert not [f for f in again.findings if f.kind != "diagnostic"], (
-        f"second run changed: {again.findings}"
-    )
+    assert not [f for f in again.findings if f.kind != "diagnostic"], f"second run changed: {again.findings}"
 
 
 def _recipe_cases():
@@ -126,16 +112,12 @@ def test_recipe_fixture(path: Path) -> None:
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.id)
 def test_every_rule_has_fixtures_and_a_migration_section(rule) -> None:
-    assert rule.id and rule.summary and rule.triggers, (
-        "id, summary and triggers are required"
-    )
+    assert rule.id and rule.summary and rule.triggers, "id, summary and triggers are required"
     cases = list((FIXTURES / rule.id).glob("*.py.in"))
     assert cases, f"no fixtures in tests/codemods/fixtures/{rule.id}/"
     migration = (ROOT / "MIGRATION.md").read_text(encoding="utf-8")
     anchor = rule.anchor or rule.id
-    assert f"\n## {anchor}\n" in migration, (
-        f"MIGRATION.md has no '## {anchor}' section (TODO comments link to it)"
-    )
+    assert f"\n## {anchor}\n" in migration, f"MIGRATION.md has no '## {anchor}' section (TODO comments link to it)"
 
 
 def test_todo_comments_are_short() -> None:
@@ -144,9 +126,7 @@ def test_todo_comments_are_short() -> None:
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             text = line.strip()
             if text.startswith("# TODO(compat):") and len(text) > MAX_TODO:
-                long.append(
-                    f"{path.parent.name}/{path.name}:{n}: {len(text)} characters"
-                )
+                long.append(f"{path.parent.name}/{path.name}:{n}: {len(text)} characters")
     assert not long, "\n".join(long)
 
 

@@ -29,14 +29,10 @@ def test_subclasses_and_registries_from_other_files(tmp_path, capsys):
     )
     assert code == 0, capsys.readouterr().err
     compared = filecmp.dircmp(project, HERE / "after")
-    assert (
-        not compared.diff_files and not compared.left_only and not compared.right_only
-    )
+    assert not compared.diff_files and not compared.left_only and not compared.right_only
     for sub in compared.subdirs.values():
         assert not sub.diff_files and not sub.left_only and not sub.right_only
-    assert (project / "train.py").read_text() == (
-        HERE / "after" / "train.py"
-    ).read_text()
+    assert (project / "train.py").read_text() == (HERE / "after" / "train.py").read_text()
 
 
 def test_without_the_other_files_the_uses_are_unknown(tmp_path, capsys):

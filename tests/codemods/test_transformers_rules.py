@@ -17,11 +17,10 @@ import textwrap
 import warnings
 from pathlib import Path
 
+import libcst as cst
 import pytest
 
 from codemods import rules_by_id
-import libcst as cst
-
 from codemods.engine import transform
 from codemods.rule import Settings
 from codemods.rules.transformers_activation_checkpointing import (
@@ -57,17 +56,11 @@ def test_registered():
 @pytest.mark.parametrize("rule_id", IDS)
 def test_fixture_coverage(rule_id: str):
     cases = sorted((FIXTURES / rule_id).glob("*.py.in"))
-    positives = [
-        p
-        for p in cases
-        if p.read_text() != p.with_name(p.name[:-3] + ".out").read_text()
-    ]
+    positives = [p for p in cases if p.read_text() != p.with_name(p.name[:-3] + ".out").read_text()]
     negatives = [p for p in cases if p not in positives]
     assert positives and negatives
     gated = [p for p in cases if p.read_text().startswith("# target:")]
-    assert any(p in positives for p in gated) and any(p in negatives for p in gated), (
-        "gate tested on both sides"
-    )
+    assert any(p in positives for p in gated) and any(p in negatives for p in gated), "gate tested on both sides"
 
 
 # ------------------------------------------------------------------------------------------------ unknown receivers
@@ -110,9 +103,7 @@ def test_unknown_receivers_are_reported_and_written_as_todos_on_request(rule):
     assert f"MIGRATION.md#{rule.id}" in todos.source
     ast.parse(todos.source)
     again = run(todos.source, rule, add_todos=True)
-    assert again.source == todos.source and all(
-        f.kind == "diagnostic" for f in again.findings
-    )
+    assert again.source == todos.source and all(f.kind == "diagnostic" for f in again.findings)
 
 
 def test_each_unknown_use_gets_one_diagnostic():
@@ -153,9 +144,7 @@ def test_prefilter_never_hides_work(rule, add_todos):
         result = transform(source, settings, rules=[opened])
         if result.findings:
             acted += 1
-            assert rule.matches_text(source, settings), (
-                f"{rule.id} pre-filter rejects {path.parent.name}/{path.name}"
-            )
+            assert rule.matches_text(source, settings), f"{rule.id} pre-filter rejects {path.parent.name}/{path.name}"
     assert acted
 
 
@@ -323,24 +312,16 @@ def test_three_rules_on_one_messy_script():
             "diagnostics": 1,
         },
     }
-    assert [(f.line, f.col) for f in result.diagnostics] == [
-        (32, 10)
-    ]  # model.is_gradient_checkpointing in main()
+    assert [(f.line, f.col) for f in result.diagnostics] == [(32, 10)]  # model.is_gradient_checkpointing in main()
     again = transform(result.source, Settings(), rules=list(MINE))
     assert again.source == result.source
-    assert [(f.rule, f.message) for f in again.findings] == [
-        (f.rule, f.message) for f in result.diagnostics
-    ]
+    assert [(f.rule, f.message) for f in again.findings] == [(f.rule, f.message) for f in result.diagnostics]
 
 
 def test_gates_on_the_messy_script():
-    on_455 = transform(
-        MESSY, Settings(targets={"transformers": "4.55"}), rules=list(MINE)
-    )
+    on_455 = transform(MESSY, Settings(targets={"transformers": "4.55"}), rules=list(MINE))
     assert set(on_455.counts()) == {"transformers-load-in-kbit"}
-    on_522 = transform(
-        MESSY, Settings(targets={"transformers": "5.22"}), rules=list(MINE)
-    )
+    on_522 = transform(MESSY, Settings(targets={"transformers": "5.22"}), rules=list(MINE))
     assert set(on_522.counts()) == {
         "transformers-torch-dtype",
         "transformers-load-in-kbit",
@@ -365,9 +346,7 @@ def rewritten():
     return rewrite
 
 
-def test_rewritten_loading_and_checkpointing_run_without_deprecations(
-    tiny_model_path, rewritten, caplog
-):
+def test_rewritten_loading_and_checkpointing_run_without_deprecations(tiny_model_path, rewritten, caplog):
     transformers = pytest.importorskip("transformers")
     from packaging.version import Version
 
@@ -401,9 +380,7 @@ def test_rewritten_loading_and_checkpointing_run_without_deprecations(
     assert "deprecated" not in caplog.text
 
 
-def test_rewritten_kbit_loading_runs_where_the_old_keyword_fails(
-    tiny_model_path, rewritten
-):
+def test_rewritten_kbit_loading_runs_where_the_old_keyword_fails(tiny_model_path, rewritten):
     transformers = pytest.importorskip("transformers")
     from packaging.version import Version
 
@@ -433,9 +410,7 @@ def test_rewritten_4bit_loading_quantizes(tiny_model_path, rewritten):
     from compat import versions
 
     if not versions.is_new("bnb_cpu_kbit"):
-        pytest.skip(
-            "bitsandbytes 4-bit on the CPU needs transformers >= 4.53 and bitsandbytes >= 0.47"
-        )
+        pytest.skip("bitsandbytes 4-bit on the CPU needs transformers >= 4.53 and bitsandbytes >= 0.47")
     new = rewritten(
         """\
         import torch
@@ -464,20 +439,11 @@ def test_old_field_written_after_construction_is_ignored_so_the_rewrite_matters(
         pytest.skip("needs transformers >= 5.23")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        args = transformers.TrainingArguments(
-            output_dir="/tmp/unused-out", report_to=[]
-        )
+        args = transformers.TrainingArguments(output_dir="/tmp/unused-out", report_to=[])
         args.gradient_checkpointing = True
         assert args.activation_checkpointing is False
-        on = transformers.TrainingArguments(
-            output_dir="/tmp/unused-out", report_to=[], activation_checkpointing=True
-        )
-        assert (
-            dataclasses.replace(
-                on, gradient_checkpointing=False
-            ).activation_checkpointing
-            is True
-        )
+        on = transformers.TrainingArguments(output_dir="/tmp/unused-out", report_to=[], activation_checkpointing=True)
+        assert dataclasses.replace(on, gradient_checkpointing=False).activation_checkpointing is True
     fixed = run(
         """\
         import dataclasses
@@ -501,9 +467,7 @@ def test_subclass_overrides_on_5_23(tiny_model_path, rewritten):
     transformers = pytest.importorskip("transformers")
     from packaging.version import Version
 
-    if Version(transformers.__version__) < Version("5.23") or not hasattr(
-        transformers, "Qwen3ForCausalLM"
-    ):
+    if Version(transformers.__version__) < Version("5.23") or not hasattr(transformers, "Qwen3ForCausalLM"):
         pytest.skip("needs transformers >= 5.23")
     template = """\
         from transformers import Qwen3ForCausalLM
@@ -519,14 +483,8 @@ def test_subclass_overrides_on_5_23(tiny_model_path, rewritten):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={{"use_reentrant": False}})
         """
     source = rewritten(template.format(extra=", **kwargs"))
-    assert (
-        "model.activation_checkpointing_enable(activation_checkpointing_kwargs="
-        in source
-    )
-    assert (
-        "def gradient_checkpointing_enable(self" in source
-        and "super().gradient_checkpointing_enable(" in source
-    )
+    assert "model.activation_checkpointing_enable(activation_checkpointing_kwargs=" in source
+    assert "def gradient_checkpointing_enable(self" in source and "super().gradient_checkpointing_enable(" in source
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         ns = _exec(source, PATH=tiny_model_path)
@@ -534,19 +492,13 @@ def test_subclass_overrides_on_5_23(tiny_model_path, rewritten):
     assert ns["model"].is_activation_checkpointing
 
     old_style = textwrap.dedent(template.format(extra=""))
-    result = transform(
-        old_style, Settings(), rules=[TransformersActivationCheckpointing]
-    )
-    assert [f.kind for f in result.findings] == [
-        "todo"
-    ] and "lacks **kwargs" in result.source
+    result = transform(old_style, Settings(), rules=[TransformersActivationCheckpointing])
+    assert [f.kind for f in result.findings] == ["todo"] and "lacks **kwargs" in result.source
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         ns = _exec(old_style, PATH=tiny_model_path)  # the old call still works
         with pytest.raises(TypeError, match="every_n_layers"):
-            ns[
-                "model"
-            ].activation_checkpointing_enable()  # what a blind rename would have called
+            ns["model"].activation_checkpointing_enable()  # what a blind rename would have called
 
 
 def test_skip_comment_keeps_the_statement_and_adds_no_import():
@@ -565,10 +517,5 @@ def test_skip_comment_keeps_the_statement_and_adds_no_import():
     assert "from_pretrained(name, load_in_8bit=True)  # compat: skip" in result.source
     assert "quantization_config=BitsAndBytesConfig(load_in_4bit=True)" in result.source
     assert len(result.findings) == 1
-    only_skipped = source.replace(
-        "    b = AutoModelForCausalLM.from_pretrained(name, load_in_4bit=True)\n", ""
-    )
-    assert (
-        transform(only_skipped, Settings(), rules=[TransformersLoadInKbit]).source
-        == only_skipped
-    )
+    only_skipped = source.replace("    b = AutoModelForCausalLM.from_pretrained(name, load_in_4bit=True)\n", "")
+    assert transform(only_skipped, Settings(), rules=[TransformersLoadInKbit]).source == only_skipped

@@ -368,7 +368,7 @@ def run_shipped(jobs: list[tuple[Path, Case]], tiny: dict[str, Path], workdir: P
         raise RuntimeError(f"the shipped-scripts driver died (exit {done.returncode}):\n{done.stderr[-3000:]}")
     results = json.loads(line[len("E2E-RESULTS ") :])
     outcomes = {}
-    for script, case in jobs:
+    for _script, case in jobs:
         code, log = results[case.id]
         out_dir = workdir / case.id / "out"
         (workdir / case.id / "log.txt").write_text(log, encoding="utf-8")

@@ -102,7 +102,7 @@ class NodeEdit:
     drops: tuple[ast.AST, ...] = ()  # ast nodes this edit removes from the code (for unused-import detection)
     cst_type: type | None = None
     collapse: bool = False  # an import edit that may make a try/except or if/else fallback's branches identical
-    header: bool = False  # the edit changes only a def's header (decorators, signature): only that is rendered
+    header: bool = False  # the edit (of a def node) changes only its header (decorators, signature): only that renders
     seq: int = 0
 
 
@@ -281,11 +281,11 @@ def render(source: str, plan: EditPlan, parents: Callable[[ast.AST], ast.AST | N
     header_edits: list[NodeEdit] = []
     for edit in plan.edits:
         stmt = statement_of(edit.target)
-        if edit.header and _header_end(stmt, text) is not None:
-            header_edits.append(edit)  # a signature edit: the def's body need not be parsed
-            continue
         if edit.collapse:
             stmt = _removal_root(stmt, parents)
+        elif (edit.header and _header_end(stmt, text) is not None) or _in_header(stmt, edit.target, text):
+            header_edits.append(edit)  # only the header changes (a signature, an `if` test): the body is not parsed
+            continue
         hosts[id(stmt)] = stmt
     for removal in plan.removals:
         if removal.alias is not None or _needs_fragment(removal, plan, parents, text):
@@ -457,17 +457,47 @@ def _removal_root(stmt: ast.stmt, parents) -> ast.stmt:
     return root
 
 
+_HEADER_STATEMENTS = (
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.ClassDef,
+    ast.If,
+    ast.For,
+    ast.AsyncFor,
+    ast.While,
+    ast.With,
+    ast.AsyncWith,
+)  # fmt: skip  (not `try`: `try:` alone is no statement)
+
+
 def _header_end(stmt: ast.stmt, text: Text) -> int | None:
-    """For a def whose body starts on a line of its own: the line where that body starts (its header is everything
-    above); else None (the whole statement is rendered)."""
-    if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) or not starts_line(stmt, text):
+    """For a compound statement whose body starts on a line of its own: the line where that body starts (its header,
+    decorators included, is everything above); else None (the whole statement is rendered)."""
+    if not isinstance(stmt, _HEADER_STATEMENTS) or not starts_line(stmt, text):
         return None
     body_line = first_line(stmt.body[0])
-    args = stmt.args
-    parts = [*stmt.decorator_list, *args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg,
-             *args.defaults, *args.kw_defaults, stmt.returns]  # fmt: skip
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        args = stmt.args
+        parts = [*stmt.decorator_list, *args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg,
+                 *args.defaults, *args.kw_defaults, stmt.returns]  # fmt: skip
+    elif isinstance(stmt, ast.ClassDef):
+        parts = [*stmt.decorator_list, *stmt.bases, *stmt.keywords]
+    elif isinstance(stmt, (ast.If, ast.While)):
+        parts = [stmt.test]
+    elif isinstance(stmt, (ast.For, ast.AsyncFor)):
+        parts = [stmt.target, stmt.iter]
+    else:
+        parts = [item for w in stmt.items for item in (w.context_expr, w.optional_vars)]  # type: ignore[attr-defined]
     last = max([stmt.lineno, *((p.end_lineno or p.lineno) for p in parts if p is not None)])
     return body_line if body_line > last and starts_line(stmt.body[0], text) else None
+
+
+def _in_header(stmt: ast.stmt, node: ast.AST, text: Text) -> bool:
+    """`node` (not the statement itself) lies in the header of compound statement `stmt`, above its body."""
+    if node is stmt:
+        return False
+    end = _header_end(stmt, text)
+    return end is not None and (getattr(node, "end_lineno", None) or end) < end
 
 
 def _render_fragment(text: Text, frag: _Fragment, parents) -> tuple[int, int, str]:

@@ -276,11 +276,18 @@ def render(source: str, plan: EditPlan, parents: Callable[[ast.AST], ast.AST | N
             yield current
             current = parents(current)
 
+    def host_of(node: ast.AST) -> ast.stmt:
+        """The statement holding `node` that can be rendered on its own: an `elif` is rendered with its `if`."""
+        stmt = statement_of(node)
+        while _is_elif(stmt, parents(stmt), text):
+            stmt = parents(stmt)  # type: ignore[assignment]
+        return stmt
+
     # 1. roots: the statements holding node edits, and the compound statements whose block a removal empties
     hosts: dict[int, ast.stmt] = {}
     header_edits: list[NodeEdit] = []
     for edit in plan.edits:
-        stmt = statement_of(edit.target)
+        stmt = host_of(edit.target)
         if edit.collapse:
             stmt = _removal_root(stmt, parents)
         elif (edit.header and _header_end(stmt, text) is not None) or _in_header(stmt, edit.target, text):
@@ -312,7 +319,7 @@ def render(source: str, plan: EditPlan, parents: Callable[[ast.AST], ast.AST | N
 
     headers: dict[int, _Fragment] = {}
     for edit in plan.edits:
-        stmt = statement_of(edit.target)
+        stmt = host_of(edit.target)
         frag = fragment_of(stmt)
         if frag is None:  # a header edit outside every full fragment: a header fragment of its own
             assert edit in header_edits
@@ -490,6 +497,15 @@ def _header_end(stmt: ast.stmt, text: Text) -> int | None:
         parts = [item for w in stmt.items for item in (w.context_expr, w.optional_vars)]  # type: ignore[attr-defined]
     last = max([stmt.lineno, *((p.end_lineno or p.lineno) for p in parts if p is not None)])
     return body_line if body_line > last and starts_line(stmt.body[0], text) else None
+
+
+def _is_elif(stmt: ast.stmt, parent: ast.AST | None, text: Text) -> bool:
+    return (
+        isinstance(stmt, ast.If)
+        and isinstance(parent, ast.If)
+        and parent.orelse == [stmt]
+        and text.line(stmt.lineno)[text.char_col(stmt.lineno, stmt.col_offset) :].startswith("elif")
+    )
 
 
 def _in_header(stmt: ast.stmt, node: ast.AST, text: Text) -> bool:

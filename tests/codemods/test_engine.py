@@ -406,3 +406,16 @@ def test_header_edits_render_only_the_header(monkeypatch):
     )
     header = next(code for code in seen if "@decorate" in code)
     assert "return x + b" not in header and header.rstrip().endswith("pass")
+
+
+def test_an_edit_in_a_header_renders_only_the_header(monkeypatch):
+    parsed = []
+    real = cst.parse_module
+    monkeypatch.setattr(cst, "parse_module", lambda code, *a, **k: parsed.append(code) or real(code, *a, **k))
+    body = "".join(f"    v{i} = {i}\n" for i in range(50))
+    src = f"if bar(1):\n{body}elif bar(2):\n{body}else:\n    pass\nwith bar(3) as b:\n{body}"
+    result = transform(src, Settings(), rules=[RenameBar])
+    assert result.error is None and result.source == src.replace("bar(", "baz(")
+    # an `elif` does not parse alone: it renders with its `if`; the `with` renders as its header only
+    assert [code.split("\n", 1)[0] for code in parsed] == ["if bar(1):", "with bar(3) as b:"]
+    assert parsed[1] == "with bar(3) as b:\n    pass\n"

@@ -16,6 +16,7 @@ Names read in a function but bound outside it (globals, closures) resolve to eve
 from __future__ import annotations
 
 import ast
+import operator
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -33,6 +34,12 @@ _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 _NEWLINE = re.compile(r"\r\n|\r|\n")  # what ends a line for the tokenizer (not \f, \v... as in str.splitlines)
 _CONTEXTS = (ast.Load, ast.Store, ast.Del)  # shared singletons: no parent of their own
+# Field values that are not nodes to index: scalars, and the context/operator singletons ast shares between nodes.
+_LEAVES = frozenset(
+    {type(None), str, int, bool, *_CONTEXTS}
+    | {cls for base in (ast.operator, ast.unaryop, ast.cmpop, ast.boolop) for cls in base.__subclasses__()}
+)
+_POSITION = operator.attrgetter("lineno", "col_offset")  # every indexed node has both
 
 
 def dotted_name(node: ast.AST | None) -> str | None:
@@ -190,12 +197,13 @@ class FileAnalysis:
                 self.imports.append(node)
             for name in node._fields:  # ast.iter_child_nodes, inlined: this loop runs for every node of the file
                 value = getattr(node, name, None)
-                if type(value) is list:
+                kind = type(value)
+                if kind is list:
                     for item in value:
-                        if isinstance(item, AST) and not isinstance(item, _CONTEXTS):
+                        if type(item) not in _LEAVES:
                             item._parent = node  # type: ignore[attr-defined]
                             stack.append(item)
-                elif isinstance(value, AST) and not isinstance(value, _CONTEXTS):
+                elif kind not in _LEAVES:
                     value._parent = node  # type: ignore[attr-defined]
                     stack.append(value)
         calls.sort(key=_position)

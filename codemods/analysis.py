@@ -157,8 +157,7 @@ class FileAnalysis:
             self.keywords,
         )
         attributes, names, strings = self.attributes, self.names, self.strings
-        AST, Name, Call, Attribute, keyword, Constant = (
-            ast.AST,
+        Name, Call, Attribute, keyword, Constant = (
             ast.Name,
             ast.Call,
             ast.Attribute,

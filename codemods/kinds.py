@@ -312,8 +312,68 @@ class Resolver:
 
     def _param(self, arg: ast.arg) -> Kind | None:
         if arg.annotation is None:
-            return None
+            return self._param_from_callers(arg)
         return self._annotation(arg.annotation)
+
+    def _param_from_callers(self, arg: ast.arg) -> Kind | None:
+        """A parameter of a plain function that this file only ever calls with an argparse namespace, an instance of
+        the user's own class or another library's object: proven not transformers', so its uses stay silent. (Only
+        such proofs: the function may also be called from other modules, which is fine for silence, not for a
+        rewrite.)"""
+        a = self.analysis
+        fn = a.parent(a.parent(arg))  # arg -> arguments -> def
+        if not isinstance(fn, ast.FunctionDef) or fn.decorator_list or isinstance(a.parent(fn), ast.ClassDef):
+            return None
+        positional = [*fn.args.posonlyargs, *fn.args.args]
+        index = positional.index(arg) if arg in positional else None
+        binding = a.binding_for(fn)
+        if binding is None:
+            return None
+        loads = a.loads(binding)
+        calls = [n for n in loads if isinstance(a.parent(n), ast.Call) and a.parent(n).func is n]
+        if not calls or len(calls) != len(loads):
+            return None  # never called here, or also passed around as a value
+        kinds = []
+        for name in calls:
+            call = a.parent(name)
+            if any(isinstance(x, ast.Starred) for x in call.args) or any(k.arg is None for k in call.keywords):
+                return None
+            value = next((k.value for k in call.keywords if k.arg == arg.arg), None)
+            if value is None and index is not None and index < len(call.args):
+                value = call.args[index]
+            if value is None:
+                return None
+            kinds.append(self.kind_of(value))
+        found = unify(kinds)
+        return found if found is not None and found.what in ("argparse", "instance", "foreign") else None
+
+    def _local_function(self, func: ast.AST) -> ast.FunctionDef | None:
+        """The undecorated function of this file a call's callee is bound to, else None."""
+        if not isinstance(func, ast.Name):
+            return None
+        found = self.analysis.reaching(func)
+        if len(found) == 1 and found[0].kind == "def" and isinstance(found[0].node, ast.FunctionDef):
+            if not found[0].node.decorator_list:
+                return found[0].node
+        return None
+
+    def _returned(self, fn: ast.FunctionDef, path: tuple[int, ...] = ()) -> Kind | None:
+        """What a local function returns (element `path` of a returned tuple): the kinds of its `return` values,
+        when every one returns a value and the body ends in a return or raise (no falling off the end, no yield)."""
+        values: list[ast.AST | None] = []
+        stack: list[ast.AST] = list(fn.body)
+        while stack:
+            node = stack.pop()
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+                continue
+            if isinstance(node, (ast.Yield, ast.YieldFrom)):
+                return None
+            if isinstance(node, ast.Return):
+                values.append(node.value)
+            stack.extend(ast.iter_child_nodes(node))
+        if not values or any(v is None for v in values) or not isinstance(fn.body[-1], (ast.Return, ast.Raise)):
+            return None
+        return unify(self._element(v, path) if path else self.kind_of(v) for v in values)  # type: ignore[arg-type]
 
     def _annotation(self, ann: ast.AST) -> Kind | None:
         if isinstance(ann, ast.Constant):
@@ -357,6 +417,8 @@ class Resolver:
             return None
         if len(path) > 1:
             return None
+        if isinstance(value, ast.Call) and self._local_function(value.func) is not None:
+            return self._returned(self._local_function(value.func), path)  # type: ignore[arg-type]
         if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute):
             method = value.func.attr
             parser = self.kind_of(value.func.value)
@@ -507,6 +569,9 @@ class Resolver:
         member = self.getattr_module(call)
         if member is not None:
             return self._imported(member)
+        local = self._local_function(func)
+        if local is not None:
+            return self._returned(local)
         callee = self.kind_of(func)
         if callee is None:
             return None

@@ -291,14 +291,14 @@ def main():
     model_args, training_args = parser.parse_args_into_dataclasses()
     training_args.activation_checkpointing_kwargs = {"use_reentrant": False}
     model, ref = build(model_args, training_args)
-    print(model.is_gradient_checkpointing, "torch_dtype", getattr(ref.config, "torch_dtype"))
+    print(model.is_activation_checkpointing, "torch_dtype", getattr(ref.config, "torch_dtype"))
     SFTTrainer(model=model, args=training_args).train()
 """
 
 
 def test_three_rules_on_one_messy_script():
-    # `model, ref = build(...)` in main() is a user function's result: its type is unknown, so the property read
-    # there is left and reported; the model inside build() is known.
+    # `model, ref = build(...)` in main(): build() returns (a PeftModel, a transformers model), so the property read
+    # there is a model's too (what a local function returns is followed, also through a returned tuple).
     result = transform(MESSY, Settings(), rules=list(MINE))
     assert result.error is None
     assert result.source == MESSY_EXPECTED
@@ -306,13 +306,9 @@ def test_three_rules_on_one_messy_script():
     assert counts == {
         "transformers-torch-dtype": {"rewrites": 3, "todos": 0, "diagnostics": 0},
         "transformers-load-in-kbit": {"rewrites": 1, "todos": 0, "diagnostics": 0},
-        "transformers-activation-checkpointing": {
-            "rewrites": 5,
-            "todos": 0,
-            "diagnostics": 1,
-        },
+        "transformers-activation-checkpointing": {"rewrites": 6, "todos": 0, "diagnostics": 0},
     }
-    assert [(f.line, f.col) for f in result.diagnostics] == [(32, 10)]  # model.is_gradient_checkpointing in main()
+    assert not result.diagnostics
     again = transform(result.source, Settings(), rules=list(MINE))
     assert again.source == result.source
     assert [(f.rule, f.message) for f in again.findings] == [(f.rule, f.message) for f in result.diagnostics]

@@ -264,6 +264,20 @@ class FileAnalysis:
         parent = getattr(kw, "_parent", None)
         return parent if isinstance(parent, ast.Call) else None
 
+    def calls_passing(self, names: Iterable[str]) -> list[ast.Call]:
+        """The calls with a keyword among `names` (in the order of `names`, then of the source), then every other call
+        that unpacks a name (`f(**kw)`, where a dict flow may carry one of them), each once."""
+        found: dict[int, ast.Call] = {}
+        for name in names:
+            for kw in self.keywords.get(name, ()):
+                call = self.call_of_keyword(kw)
+                if call is not None:
+                    found.setdefault(id(call), call)
+        for call in self.calls:
+            if any(k.arg is None and isinstance(k.value, ast.Name) for k in call.keywords):
+                found.setdefault(id(call), call)
+        return list(found.values())
+
     def segment(self, node: ast.AST) -> str:
         """The exact source text of a node (ast.get_source_segment without re-splitting the file each time)."""
         start = self._offset(node.lineno, node.col_offset)  # type: ignore[attr-defined]

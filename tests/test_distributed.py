@@ -34,11 +34,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def two_ranks(tiny_model_path, tmp_path_factory):
-    if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
-        pytest.skip("torch.distributed with the gloo backend is not available in this torch build")
-    out = tmp_path_factory.mktemp("ddp")
+def torchrun(script: Path, *args: str, cwd: Path) -> str:
+    """Runs `script` on 2 CPU ranks (gloo) with torchrun, offline; asserts it succeeded and returns the log's tail."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env.update(
@@ -48,26 +45,20 @@ def two_ranks(tiny_model_path, tmp_path_factory):
         DIST_TRAIN_TIMEOUT="200",
         CUDA_VISIBLE_DEVICES="",
     )
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc-per-node",
-        "2",
-        "--nnodes",
-        "1",
-        "--master-addr",
-        "127.0.0.1",
-        "--master-port",
-        str(free_port()),
-        str(SCRIPT),
-        tiny_model_path,
-        str(out),
-        str(STEPS),
-    ]
-    proc = subprocess.run(cmd, env=env, cwd=out, capture_output=True, text=True, timeout=300)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--nnodes", "1"]
+    cmd += ["--master-addr", "127.0.0.1", "--master-port", str(free_port()), str(script), *args]
+    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
     log = (proc.stdout + proc.stderr)[-6000:]
     assert proc.returncode == 0, f"torchrun failed ({proc.returncode}):\n{log}"
+    return log
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tiny_model_path, tmp_path_factory):
+    if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
+        pytest.skip("torch.distributed with the gloo backend is not available in this torch build")
+    out = tmp_path_factory.mktemp("ddp")
+    log = torchrun(SCRIPT, tiny_model_path, str(out), str(STEPS), cwd=out)
     reports, weights = [], []
     for rank in (0, 1):
         assert (out / f"rank{rank}.json").exists(), f"rank {rank} wrote no report:\n{log}"

@@ -11,13 +11,10 @@ directly, as accelerate does on GPUs.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from test_distributed import free_port
+from test_distributed import torchrun
 
 import compat  # noqa: F401  first: on transformers 5 + peft 0.16-0.17 it makes `import peft` work (HybridCache)
 
@@ -33,34 +30,7 @@ def fsdp_ranks(tiny_model_path, tmp_path_factory):
     if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
         pytest.skip("torch.distributed with the gloo backend is not available in this torch build")
     out = tmp_path_factory.mktemp("fsdp")
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE.parent), env.get("PYTHONPATH")]))
-    env.update(
-        OMP_NUM_THREADS="1",
-        TOKENIZERS_PARALLELISM="false",
-        HF_HUB_OFFLINE="1",
-        DIST_TRAIN_TIMEOUT="200",
-        CUDA_VISIBLE_DEVICES="",
-    )
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc-per-node",
-        "2",
-        "--nnodes",
-        "1",
-        "--master-addr",
-        "127.0.0.1",
-        "--master-port",
-        str(free_port()),
-        str(SCRIPT),
-        tiny_model_path,
-        str(out),
-    ]
-    proc = subprocess.run(cmd, env=env, cwd=out, capture_output=True, text=True, timeout=300)
-    log = (proc.stdout + proc.stderr)[-6000:]
-    assert proc.returncode == 0, f"torchrun failed ({proc.returncode}):\n{log}"
+    torchrun(SCRIPT, tiny_model_path, str(out), cwd=out)
     reports = [json.loads((out / f"rank{rank}.json").read_text()) for rank in (0, 1)]
     weights = {
         (rank, run["name"]): torch.load(out / f"rank{rank}-{run['name']}.pt", weights_only=True)

@@ -776,16 +776,8 @@ class ConfigFields:
 
     def run(self) -> None:
         a = self.ctx.analysis
-        seen: set[int] = set()
-        for name in self.fields:
-            for kw in a.keywords.get(name, ()):
-                call = a.call_of_keyword(kw)
-                if call is not None and id(call) not in seen:
-                    seen.add(id(call))
-                    self.call(call)
-        for call in a.calls:
-            if id(call) not in seen and any(k.arg is None and isinstance(k.value, ast.Name) for k in call.keywords):
-                self.call(call)
+        for call in a.calls_passing(self.fields):
+            self.call(call)
         for name, field in self.reads.items():
             for node in a.attributes.get(name, ()):
                 self.attribute(node, field)

@@ -176,17 +176,8 @@ class TrainerMoves:
         return hf.last(kind.qname) in self.trainers, kind.cls
 
     def run(self) -> None:
-        a = self.ctx.analysis
-        seen: set[int] = set()
-        for name in sorted(self.moved):
-            for kw in a.keywords.get(name, ()):
-                call = a.call_of_keyword(kw)
-                if call is not None and id(call) not in seen:
-                    seen.add(id(call))
-                    self.call(call)
-        for call in a.calls:
-            if id(call) not in seen and any(k.arg is None and isinstance(k.value, ast.Name) for k in call.keywords):
-                self.call(call)
+        for call in self.ctx.analysis.calls_passing(sorted(self.moved)):
+            self.call(call)
 
     def call(self, call: ast.Call) -> None:
         ctx = self.ctx

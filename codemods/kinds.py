@@ -493,6 +493,9 @@ class Resolver:
                     return Kind("args", "transformers.TrainingArguments")
                 if attr == "model":
                     return MODEL
+                return None
+            if info is not None and isinstance(expr.ctx, ast.Load):
+                return self._self_attribute(info, attr)
             return None
         base_kind = self.kind_of(base)
         if base_kind is None:
@@ -503,6 +506,33 @@ class Resolver:
             if attr == "model":
                 return MODEL
         return None
+
+    def _self_attribute(self, info: ClassInfo, attr: str) -> Kind | None:
+        """`self.<attr>` read in a method of a user class that is not a transformers/trl/peft one: what every
+        assignment of it in the class and its user-defined bases gives (`self.model = AutoModel...from_pretrained()`
+        in `__init__`), when those are plain assignments in this file, they agree and no base is unknown."""
+        a = self.analysis
+        classes = info.mro()
+        if info.hf_base is not None or any(c.resolver is not self for c in classes):
+            return None
+        if any(b is None for c in classes for b in c.bases):
+            return None  # an unknown base may set it too
+        nodes = {id(c.node) for c in classes}
+        values: list[ast.AST] = []
+        for node in a.attributes.get(attr, ()):
+            if isinstance(node.ctx, ast.Load) or not (isinstance(node.value, ast.Name) and node.value.id == "self"):
+                continue
+            cls = a.enclosing_class(node)
+            if cls is None or id(cls) not in nodes:
+                continue
+            parent = a.parent(node)
+            if isinstance(parent, ast.Assign) and node in parent.targets:
+                values.append(parent.value)
+            elif isinstance(parent, ast.AnnAssign) and parent.target is node and parent.value is not None:
+                values.append(parent.value)
+            else:
+                return None  # a tuple target, an augmented assignment, a `del`: not followed
+        return unify(self.kind_of(v) for v in values) if values else None
 
     def _wrapped(self, call: ast.Call) -> Kind | None:
         """get_peft_model(m, ...), PeftModel.from_pretrained(m, ...), torch.compile(m): the result forwards the
@@ -578,7 +608,7 @@ class Resolver:
         if callee.what == "local":
             # an instance of the user's own class: proven not a transformers object when every base is known
             info = callee.cls
-            if info is not None and all(b is not None and b.what in ("local", "foreign") for b in info.bases):
+            if info is not None and self._plain_instance(info):
                 return Kind("instance", info.name, cls=info)
             return None
         if callee.what != "ref":
@@ -607,6 +637,18 @@ class Resolver:
         if hf.last(qname)[:1].isupper():
             return Kind("foreign", qname)
         return None
+
+    @staticmethod
+    def _plain_instance(info: ClassInfo) -> bool:
+        """An instance of this user class is proven not a transformers object: every base of it and of its user-defined
+        bases is known and not from transformers/trl/peft (a user class, or another library's such as torch.nn.Module),
+        and none of them forwards unknown attributes (`__getattr__`, as model wrappers do, would reach a wrapped
+        transformers model)."""
+        for cls in info.mro():
+            for base in cls.bases:
+                if base is None or base.what not in ("local", "foreign", "ref") or hf.is_hf(base.qname or ""):
+                    return False
+        return info.method("__getattr__") is None
 
     def getattr_module(self, call: ast.Call) -> str | None:
         """`getattr(transformers, name)`: "transformers.*" (a member whose name is not a literal)."""

@@ -264,6 +264,16 @@ class FileAnalysis:
         parent = getattr(kw, "_parent", None)
         return parent if isinstance(parent, ast.Call) else None
 
+    def absolute_imports(self) -> Iterator[ast.ImportFrom | ast.alias]:
+        """In source order: each `from <module> import ...` with an absolute module, and each name of an
+        `import a.b, c` statement."""
+        for stmt in self.imports:
+            if isinstance(stmt, ast.ImportFrom):
+                if not stmt.level and stmt.module:
+                    yield stmt
+            else:
+                yield from stmt.names
+
     def calls_passing(self, names: Iterable[str]) -> list[ast.Call]:
         """The calls with a keyword among `names` (in the order of `names`, then of the source), then every other call
         that unpacks a name (`f(**kw)`, where a dict flow may carry one of them), each once."""

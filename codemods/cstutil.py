@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
+from typing import TypeVar
 
 import libcst as cst
+
+Item = TypeVar("Item", cst.Arg, cst.ImportAlias)
 
 MAX_LINE = 120  # a one-line call pushed past this by a rewrite is split, one argument per line
 _EMPTY = cst.Module(body=[])
@@ -48,14 +51,42 @@ def keyword_arg(call: cst.Call, name: str) -> cst.Arg | None:
     return None
 
 
-def without_args(args: Sequence[cst.Arg], drop: set[int] | frozenset[int]) -> list[cst.Arg]:
-    """`args` without the items at the indexes `drop`. When the last argument goes, the new last one takes its comma
-    (a trailing comma or none) and the whitespace before `)`, so `f(\n    a, b=1\n)` keeps its closing line."""
-    kept = [arg for i, arg in enumerate(args) if i not in drop]
-    if kept and args and len(args) - 1 in drop:
-        last = args[-1]
-        kept[-1] = kept[-1].with_changes(comma=last.comma, whitespace_after_arg=last.whitespace_after_arg)
-    return kept
+def without(items: Sequence[Item], drop: Callable[[int, Item], bool]) -> list[Item]:
+    """`items` (call arguments, imported names) without those `drop(index, item)` selects. The item before a dropped
+    run takes the comma of the run's last item, so a line break after the run stays where it was, unless its own
+    comma already ends a line (its comment stays with it). When the last run goes, the new last item takes the
+    trailing comma (or none) and, for an argument, the whitespace before `)`, so `f(\n    a, b=1\n)` keeps its
+    closing line."""
+    out: list[Item] = []
+    run_last: Item | None = None
+    for i, item in enumerate(items):
+        if drop(i, item):
+            run_last = item
+            continue
+        if run_last is not None and out and not _ends_line(out[-1].comma):
+            out[-1] = out[-1].with_changes(comma=run_last.comma)
+        run_last = None
+        out.append(item)
+    if run_last is not None and out:
+        if isinstance(run_last, cst.Arg):
+            out[-1] = out[-1].with_changes(comma=run_last.comma, whitespace_after_arg=run_last.whitespace_after_arg)
+        else:
+            out[-1] = out[-1].with_changes(comma=run_last.comma)
+    return out
+
+
+def _ends_line(comma: cst.Comma | cst.MaybeSentinel) -> bool:
+    return isinstance(comma, cst.Comma) and isinstance(comma.whitespace_after, cst.ParenthesizedWhitespace)
+
+
+def without_args(args: Sequence[cst.Arg], drop: Collection[int]) -> list[cst.Arg]:
+    """`args` without the items at the indexes `drop` (see `without`)."""
+    return without(args, lambda i, _: i in drop)
+
+
+def without_keywords(args: Sequence[cst.Arg], names: Collection[str]) -> list[cst.Arg]:
+    """`args` without the keyword arguments `names` (see `without`)."""
+    return without(args, lambda _, arg: arg.keyword is not None and arg.keyword.value in names)
 
 
 def with_commas(

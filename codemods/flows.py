@@ -20,6 +20,7 @@ __all__ = [
     "attribute_flow",
     "dict_flow",
     "dict_keys_in_scope",
+    "dict_value",
     "literal_keys",
     "describe",
     "self_attribute",
@@ -56,6 +57,15 @@ class DictFlow:
     def first_use(self, keys=None) -> ast.AST:
         """The key use that comes first in the file (where a TODO goes)."""
         return next(node for key, node in self.key_nodes if keys is None or key in keys)
+
+
+def dict_value(container: ast.AST, key_node: ast.AST) -> ast.AST | None:
+    """The value of the key `key_node` in the dict display `container`, else None."""
+    if isinstance(container, ast.Dict):
+        for k, v in zip(container.keys, container.values):
+            if k is key_node:
+                return v
+    return None
 
 
 def store_key_node(sub: ast.Subscript) -> ast.Constant:

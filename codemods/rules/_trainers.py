@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import libcst as cst
 
 from codemods import cstutil, hf
-from codemods.flows import DictFlow, describe, dict_flow
+from codemods.flows import DictFlow, describe, dict_flow, dict_value
 from codemods.kinds import ClassInfo
 from codemods.rule import FileContext
 from codemods.rules._keywords import keyword, short
@@ -842,7 +842,7 @@ class ConfigFields:
             return
         items: dict[str, Item] = {}
         for key, node, container in flow.key_defs:
-            value = node.value if isinstance(node, ast.keyword) else _dict_value(container, node)
+            value = node.value if isinstance(node, ast.keyword) else dict_value(container, node)
             items.setdefault(key, Item(key, value, node, container))
         for key, sub in flow.stores:
             assign = a.parent(sub)
@@ -939,14 +939,6 @@ class ConfigFields:
                 value = change.value
                 ctx.edit(container, lambda s: s.with_changes(value=value(s.value)), message,
                          counted=change.new == item.key)  # fmt: skip
-
-
-def _dict_value(container: ast.AST, key_node: ast.AST) -> ast.AST | None:
-    if isinstance(container, ast.Dict):
-        for k, v in zip(container.keys, container.values):
-            if k is key_node:
-                return v
-    return None
 
 
 def _change_keywords(changes: Mapping[str, Change]) -> Callable[[cst.Call], cst.Call]:

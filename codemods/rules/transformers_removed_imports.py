@@ -56,15 +56,13 @@ class TransformersRemovedImports(Rule):
     def check(self, ctx: FileContext) -> None:
         self.ctx = ctx
         a = ctx.analysis
-        for stmt in a.imports:
-            if isinstance(stmt, ast.ImportFrom) and not stmt.level and stmt.module:
-                self.import_from(stmt)
-            elif isinstance(stmt, ast.Import):
-                for alias in stmt.names:
-                    if alias.name == OLD_DS or alias.name.startswith(OLD_DS + "."):
-                        new = NEW_DS + alias.name[len(OLD_DS) :]
-                        ctx.edit(alias, lambda al, new=new: al.with_changes(name=cst.parse_expression(new)),
-                                 f"import {alias.name} -> {new}")  # fmt: skip
+        for item in a.absolute_imports():
+            if isinstance(item, ast.ImportFrom):
+                self.import_from(item)
+            elif item.name == OLD_DS or item.name.startswith(OLD_DS + "."):
+                new = NEW_DS + item.name[len(OLD_DS) :]
+                ctx.edit(item, lambda al, new=new: al.with_changes(name=cst.parse_expression(new)),
+                         f"import {item.name} -> {new}")  # fmt: skip
         for node in a.attributes.get("deepspeed", ()):
             if a.qualified_name(node) == OLD_DS and not _in_import(a, node):
                 ctx.edit(

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import libcst as cst
@@ -156,13 +155,11 @@ class TrlImports(Rule):
         self.old_ppo: bool | None = None
         self.compat_ok = ctx.target_meets(COMPAT_FLOOR_GATE)
         a = ctx.analysis
-        for stmt in a.imports:
-            if isinstance(stmt, ast.ImportFrom) and not stmt.level and stmt.module:
-                self.import_from(stmt)
-            elif isinstance(stmt, ast.Import):
-                for alias in stmt.names:
-                    if alias.name == "trl.core" or alias.name.startswith("trl.core."):
-                        self.gone_core(alias)
+        for item in a.absolute_imports():
+            if isinstance(item, ast.ImportFrom):
+                self.import_from(item)
+            elif item.name == "trl.core" or item.name.startswith("trl.core."):
+                self.gone_core(item)
         self.attributes()
         self.star_names()
 
@@ -355,24 +352,14 @@ class TrlImports(Rule):
                     ctx.diagnose(node, message)
 
 
+def _import_text(alias: cst.ImportAlias) -> str:
+    return re.sub(r"\s+", " ", cstutil.code(alias.with_changes(comma=cst.MaybeSentinel.DEFAULT)).strip())
+
+
 def _keep_only(node: cst.ImportFrom, keep: frozenset[str]) -> cst.ImportFrom:
     if isinstance(node.names, cst.ImportStar):
         return node
-    names: Sequence[cst.ImportAlias] = node.names
-    out: list[cst.ImportAlias] = []
-    run_last: cst.ImportAlias | None = None
-    for alias in names:
-        text = cstutil.code(alias.with_changes(comma=cst.MaybeSentinel.DEFAULT)).strip()
-        text = re.sub(r"\s+", " ", text)
-        if text not in keep:
-            run_last = alias
-            continue
-        if run_last is not None and out:
-            out[-1] = out[-1].with_changes(comma=run_last.comma)
-        run_last = None
-        out.append(alias)
-    if run_last is not None and out:
-        out[-1] = out[-1].with_changes(comma=run_last.comma)
+    out = cstutil.without(node.names, lambda _, alias: _import_text(alias) not in keep)
     if out and not node.rpar and isinstance(out[-1].comma, cst.Comma):
         out[-1] = out[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)  # `from m import a,` does not parse
     return node.with_changes(names=out)

@@ -118,14 +118,6 @@ class TodoConfigFields(ConfigFields):
                 self.ctx.todo(item.node, *field.todos(item.value, segment))
 
 
-def _dict_value(container: ast.AST, key_node: ast.AST) -> ast.AST | None:
-    if isinstance(container, ast.Dict):
-        for k, v in zip(container.keys, container.values):
-            if k is key_node:
-                return v
-    return None
-
-
 def trl_class(names: Iterable[str]) -> Callable[[str], bool]:
     wanted = frozenset(names)
     return lambda qname: hf.root(qname) == "trl" and hf.last(qname) in wanted
@@ -324,7 +316,9 @@ class TrainerMoves:
         elif kept:
             self.wrap(call, args_node, drop_names, renames, block, unit, names)
         else:
-            ctx.edit(call, lambda c: c.with_changes(args=drop_args(c.args, drop_names)), f"{names} dropped")
+            ctx.edit(
+                call, lambda c: c.with_changes(args=cstutil.without_keywords(c.args, drop_names)), f"{names} dropped"
+            )
 
     def _position(self, call: ast.Call, args_node: ast.AST) -> tuple[int | None, bool]:
         for kw in call.keywords:
@@ -342,7 +336,7 @@ class TrainerMoves:
 
         def fn(node: cst.Call) -> cst.Call:
             moved = [a for a in node.args if a.keyword is not None and a.keyword.value in drop_names]
-            args = drop_args(node.args, drop_names)
+            args = cstutil.without_keywords(node.args, drop_names)
             i = _arg_index(args, index, by_keyword)
             if i is None or not isinstance(args[i].value, cst.Call):
                 return node
@@ -358,7 +352,7 @@ class TrainerMoves:
         ctx = self.ctx
         a = ctx.analysis
         extra = [(m.new, a.segment(m.kw.value)) for m in kept]
-        ctx.edit(call, lambda c: c.with_changes(args=drop_args(c.args, drop_names)), f"{names} moved into "
+        ctx.edit(call, lambda c: c.with_changes(args=cstutil.without_keywords(c.args, drop_names)), f"{names} moved into "
                  f"{self.config}(...)", at=drop_first(call, drop_names))  # fmt: skip
         block = ctx.text.indent(ctx.anchor_statement(target).lineno)
         unit = ctx.text.indent_unit
@@ -388,7 +382,7 @@ class TrainerMoves:
 
         def fn(node: cst.Call) -> cst.Call:
             moved = [a for a in node.args if a.keyword is not None and a.keyword.value in drop_names]
-            args = drop_args(node.args, drop_names)
+            args = cstutil.without_keywords(node.args, drop_names)
             i = _arg_index(args, index, by_keyword)
             if i is None:
                 return node
@@ -437,24 +431,6 @@ def _arg_index(args: Sequence[cst.Arg], index: int | None, by_keyword: bool) -> 
         return next((i for i, a in enumerate(args) if a.keyword is not None and a.keyword.value == "args"), None)
     positional = [i for i, a in enumerate(args) if a.keyword is None and not a.star]
     return positional[index] if index is not None and index < len(positional) else None
-
-
-def drop_args(args: Sequence[cst.Arg], names: frozenset) -> list[cst.Arg]:
-    """`args` without the keywords `names`. The argument before each dropped run takes the comma of the run's last
-    argument (a line break stays where it was); a dropped last run leaves its comma and closing whitespace."""
-    out: list[cst.Arg] = []
-    run_last: cst.Arg | None = None
-    for arg in args:
-        if arg.keyword is not None and arg.keyword.value in names:
-            run_last = arg
-            continue
-        if run_last is not None and out:
-            out[-1] = out[-1].with_changes(comma=run_last.comma)
-        run_last = None
-        out.append(arg)
-    if run_last is not None and out:
-        out[-1] = out[-1].with_changes(comma=run_last.comma, whitespace_after_arg=run_last.whitespace_after_arg)
-    return out
 
 
 def append_args(call: cst.Call, moved: Sequence[cst.Arg], renames: Mapping[str, str]) -> cst.Call:

@@ -419,3 +419,21 @@ def test_an_edit_in_a_header_renders_only_the_header(monkeypatch):
     # an `elif` does not parse alone: it renders with its `if`; the `with` renders as its header only
     assert [code.split("\n", 1)[0] for code in parsed] == ["if bar(1):", "with bar(3) as b:"]
     assert parsed[1] == "with bar(3) as b:\n    pass\n"
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("f(a, b=1, c=2,\n  d=3)", "f(a,\n  d=3)"),  # the line break after the dropped run stays
+        ("f(\n    a,  # about a\n    b=1,\n    d=3,\n)", "f(\n    a,  # about a\n    d=3,\n)"),  # a's comment stays
+        ("f(\n    a,\n    b=1,\n)", "f(\n    a,\n)"),  # the last run goes: the closing line stays
+        ("f(a, b=1)", "f(a)"),
+    ],
+)
+def test_dropping_arguments_keeps_line_breaks_and_comments(source, expected):
+    from codemods import cstutil
+
+    call = cst.parse_expression(source)
+    assert isinstance(call, cst.Call)
+    new = call.with_changes(args=cstutil.without_keywords(call.args, {"b", "c"}))
+    assert cst.Module(body=[]).code_for_node(new) == expected

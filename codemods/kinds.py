@@ -388,6 +388,10 @@ class Resolver:
             sides = [s for s in (ann.left, ann.right) if not (isinstance(s, ast.Constant) and s.value is None)]
             return self._annotation(sides[0]) if len(sides) == 1 else None
         kind = self.kind_of(ann)
+        if kind is not None and kind.what == "local" and kind.cls is not None and self._plain_instance(kind.cls):
+            return Kind("instance", kind.cls.name, cls=kind.cls)  # `args: MyArguments`, the user's own dataclass
+        if kind is not None and kind.what == "ref" and kind.qname == "argparse.Namespace":
+            return Kind("argparse")
         if kind is None or kind.what != "ref":
             return None
         return self._instance(kind)

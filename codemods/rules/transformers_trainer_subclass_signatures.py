@@ -175,10 +175,10 @@ class TransformersTrainerSubclassSignatures(Rule):
                 header=True,
             )
         bound = not has_param or method.param in {a.arg for a in [*_positional(fn), *fn.args.kwonlyargs]}
-        supers = [c for c in _calls_in(ctx, fn) if _super_call(c, fn.name)]
+        supers = [c for c in _calls_in(ctx, fn) if _super_call(c, fn.name) or self.base_call(c, fn.name)]
         if bound and (method.super_gate is None or ctx.target_meets(method.super_gate)):
             for call in supers:
-                if not _passes(call, method):
+                if not _passes(call, method, self.base_call(call, fn.name)):
                     ctx.edit(
                         call,
                         _add_argument(method.param, keyword=method.positional < 0),
@@ -188,6 +188,16 @@ class TransformersTrainerSubclassSignatures(Rule):
             self.declare_unscaled(info, fn)
         if fn.name == "training_step" and not supers:
             self.own_backward(fn)
+
+    def base_call(self, call: ast.Call, name: str) -> bool:
+        """`Trainer.<name>(self, ...)`: the base method called through a Trainer class (the user's or the library's)."""
+        func = call.func
+        if not (isinstance(func, ast.Attribute) and func.attr == name and call.args):
+            return False
+        if not (isinstance(call.args[0], ast.Name) and call.args[0].id == "self"):
+            return False
+        kind = self.ctx.kinds.kind_of(func.value)
+        return kind is not None and kind.what == "ref" and hf.is_trainer_class(kind.qname)
 
     def explode(self, fn: ast.FunctionDef | ast.AsyncFunctionDef, added: str) -> str | None:
         """The indentation of one parameter per line when `added` pushes the line of the last parameter past the
@@ -288,15 +298,16 @@ def _uses(ctx: FileContext, fn: ast.AST, name: str) -> bool:
     return any(any(anc is fn for anc in a.ancestors(s)) for s in a.strings.get(name, ()))
 
 
-def _passes(call: ast.Call, method: _Method) -> bool:
-    """The super() call already passes the argument (or may: `*args`, `**kwargs`)."""
+def _passes(call: ast.Call, method: _Method, explicit_self: bool = False) -> bool:
+    """The base call already passes the argument (or may: `*args`, `**kwargs`). `explicit_self`: `Base.m(self, ...)`."""
     if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
         return True
     if any(k.arg == method.param for k in call.keywords):
         return True
+    count = len(call.args) - explicit_self
     if method.positional < 0:
-        return len(call.args) >= 4  # compute_loss(model, inputs, return_outputs, num_items_in_batch)
-    return len(call.args) > method.positional
+        return count >= 4  # compute_loss(model, inputs, return_outputs, num_items_in_batch)
+    return count > method.positional
 
 
 def _base_init(call: ast.Call) -> bool:

@@ -98,9 +98,12 @@ def _table() -> tuple[dict[str, Moved], dict[str, tuple[str, str | None]], dict[
     gone: dict[str, Gone] = {}
     for module in ("trl", "trl.trainer", "trl.trainer.utils"):
         gone[f"{module}.DataCollatorForCompletionOnlyLM"] = Gone(
-            SFT_DATA, "gone in TRL 0.20: use SFTConfig(completion_only_loss=True) or assistant_only_loss=True"
+            SFT_DATA,
+            "DataCollatorForCompletionOnlyLM is gone (TRL 0.20): use SFTConfig(completion_only_loss=True) or assistant_only_loss=True",
         )
-        gone[f"{module}.ConstantLengthDataset"] = Gone(SFT_DATA, "gone in TRL 0.20: SFTConfig(packing=True) packs")
+        gone[f"{module}.ConstantLengthDataset"] = Gone(
+            SFT_DATA, "ConstantLengthDataset is gone (TRL 0.20): SFTConfig(packing=True) packs"
+        )
     deleted = "{} was deleted in TRL {} (no successor): pin trl<{} or port the code"
     for family in ("BCO", "XPO", "NashMD", "PRM"):
         for suffix in ("Config", "Trainer"):

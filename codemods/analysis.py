@@ -264,6 +264,22 @@ class FileAnalysis:
         parent = getattr(kw, "_parent", None)
         return parent if isinstance(parent, ast.Call) else None
 
+    def block_of(self, stmt: ast.stmt) -> list[ast.stmt]:
+        """The statements of the block `stmt` stands in (the module's, a body, an else or finally block)."""
+        parent = self.parent(stmt)
+        for name in ("body", "orelse", "finalbody"):
+            block = getattr(parent, name, None)
+            if isinstance(block, list) and stmt in block:
+                return block
+        return [stmt]
+
+    def shares_line(self, stmt: ast.stmt) -> bool:
+        """Another statement of the same block stands on a line of `stmt` (`import a; x = 1`)."""
+        first, last = stmt.lineno, stmt.end_lineno or stmt.lineno
+        return any(
+            s is not stmt and s.lineno <= last and (s.end_lineno or s.lineno) >= first for s in self.block_of(stmt)
+        )
+
     def absolute_imports(self) -> Iterator[ast.ImportFrom | ast.alias]:
         """In source order: each `from <module> import ...` with an absolute module, and each name of an
         `import a.b, c` statement."""

@@ -78,7 +78,7 @@ def _removals(ctx: FileContext) -> set[int]:
             continue
         if not loads and rule not in rewriting:
             continue  # unused already: not ours to remove unless the rule rewrites this file
-        if _shares_line(ctx, stmt):
+        if ctx.analysis.shares_line(stmt):  # `import a; x = 1`: left to the user
             continue
         by_statement.setdefault(id(stmt), (stmt, []))[1].append(alias)
     whole: set[int] = set()
@@ -90,20 +90,6 @@ def _removals(ctx: FileContext) -> set[int]:
             for alias in aliases:
                 ctx.plan.add_removal(Removal(stmt, alias))
     return whole
-
-
-def _shares_line(ctx: FileContext, stmt: ast.stmt) -> bool:
-    """`import a; x = 1`: removing a statement that shares its line with another is left to the user."""
-    parent = ctx.analysis.parent(stmt)
-    for name in ("body", "orelse", "finalbody"):
-        block = getattr(parent, name, None)
-        if isinstance(block, list) and stmt in block:
-            return any(
-                s is not stmt
-                and (s.lineno <= (stmt.end_lineno or stmt.lineno) and (s.end_lineno or s.lineno) >= stmt.lineno)
-                for s in block
-            )
-    return False
 
 
 # ---------------------------------------------------------------------------------------------- additions

@@ -26,6 +26,7 @@ from codemods.edits import (
     EditPlan,
     Insert,
     NodeEdit,
+    Removal,
     Text,
     has_comment_above,
     header_lines,
@@ -289,6 +290,21 @@ class FileContext:
         if counted:
             line, col = self.position(at if at is not None else node)
             self.findings.append(Finding(self.rule_id, "rewrite", line, message, col))
+        return True
+
+    def remove_statement(self, stmt: ast.stmt, message: str) -> bool:
+        """Remove the statement `stmt`, which has its lines to itself and is not alone in its block (an emptied
+        block would need a `pass`); one rewrite. A TODO asked for it stays where it was. Returns False (and asks
+        nothing) otherwise, or in a `# compat: skip` statement."""
+        a = self.analysis
+        if self.is_skipped(stmt) or self.anchor_statement(stmt) is not stmt or a.shares_line(stmt):
+            return False
+        removed = {id(r.statement) for r in self.plan.removals if r.alias is None}
+        if all(s is stmt or id(s) in removed for s in a.block_of(stmt)):
+            return False
+        self.plan.add_removal(Removal(stmt))
+        line, col = self.position(stmt)
+        self.findings.append(Finding(self.rule_id, "rewrite", line, message, col))
         return True
 
     def rename_keyword(self, kw: ast.keyword, new: str, message: str | None = None) -> bool:

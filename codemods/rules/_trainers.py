@@ -523,6 +523,12 @@ def conditional(on: str, off: str) -> ValueFn:
     return lambda old: cst.IfExp(test=old, body=cst.parse_expression(on), orelse=cst.parse_expression(off))
 
 
+def removable_store(stmt: ast.Assign) -> bool:
+    """`d["key"] = value` with a side-effect-free value: the statement can go with the key."""
+    target = stmt.targets[0] if len(stmt.targets) == 1 else None
+    return isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name) and pure(stmt.value)
+
+
 def pure(node: ast.AST | None) -> bool:
     """Dropping this value drops no side effect (literals, names, attributes and operators over them)."""
     if node is None:
@@ -677,7 +683,7 @@ class _Removed(Field):
         if not pure(item.value):
             return (f"{self.old}= is removed; its value is computed here: drop it by hand{self.hint}",
                     f"{self.old}= is removed: drop it by hand", "removed: drop it by hand")  # fmt: skip
-        if isinstance(item.container, ast.Assign):
+        if isinstance(item.container, ast.Assign) and not removable_store(item.container):
             return (f"{self.old} is removed: delete this line{self.hint}", "removed: delete this line")
         return [(item, Change(None, message=f"{self.old}= dropped (removed)"))]
 
@@ -840,21 +846,24 @@ class ConfigFields:
                     "dict used elsewhere too; change its key by hand",
                 )
             return
-        items: dict[str, Item] = {}
+        items: list[Item] = []  # every place that sets a key (a key set in two places is changed in both)
         for key, node, container in flow.key_defs:
             value = node.value if isinstance(node, ast.keyword) else dict_value(container, node)
-            items.setdefault(key, Item(key, value, node, container))
+            items.append(Item(key, value, node, container))
         for key, sub in flow.stores:
             assign = a.parent(sub)
             if isinstance(assign, ast.Assign) and len(assign.targets) == 1:
-                items.setdefault(key, Item(key, assign.value, sub, assign))
-        # the other literal keys of the flow, for the fields that look at their siblings
-        siblings = dict(items)
+                items.append(Item(key, assign.value, sub, assign))
+        # the first setting of each literal key of the flow, for the fields that look at their siblings
+        siblings: dict[str, Item] = {}
+        for item in items:
+            siblings.setdefault(item.key, item)
         for key in flow.all_keys:
             if key not in siblings:
                 siblings[key] = Item(key, None, name, name)
         changed: dict[str, Change] = {}
-        for key, item in items.items():
+        for item in items:
+            key = item.key
             field = self.fields.get(key)
             if field is None or declares_field(info, key):
                 continue
@@ -931,7 +940,8 @@ class ConfigFields:
             ctx.edit(container, _dict_item(item.key, change), message, at=node)
         elif isinstance(container, ast.Assign) and isinstance(node, ast.Subscript):
             if change.new is None:
-                ctx.diagnose(node, f"{item.key} is removed: delete this line")
+                if not (removable_store(container) and ctx.remove_statement(container, message)):
+                    ctx.diagnose(node, f"{item.key} is removed: delete this line")
                 return
             if change.new != item.key:
                 ctx.rename_string(node.slice, item.key, change.new, message)  # type: ignore[arg-type]

@@ -108,10 +108,16 @@ def test_training_args_dict_stores_reads_and_replace():
     )
     rule = rules_by_id()["transformers-training-args"]
     out, findings = run(src, rule)
-    assert "kw['warmup_steps'] = 0.1" in out and "kw['save_safetensors'] = True" in out
+    assert "kw['warmup_steps'] = 0.1" in out and "save_safetensors" not in out  # a pure store goes with its key
     assert "dataclasses.replace(args, eval_strategy='epoch', use_cpu=True)" in out
+    assert [(f.line, f.message) for f in findings if "save_safetensors" in f.message] == [
+        (6, "save_safetensors= dropped (removed)")
+    ]
+    assert not [f for f in findings if f.kind == "diagnostic"]
+    computed, findings = run(src.replace("= True", "= flag()"), rule)  # a call may have effects: the line stays
+    assert "kw['save_safetensors'] = flag()" in computed
     reported = [(f.line, f.message) for f in findings if f.kind == "diagnostic"]
-    assert reported == [(6, "save_safetensors is removed: delete this line")]
+    assert reported == [(6, "save_safetensors= is removed; its value is computed here: drop it by hand")]
     below, _ = run(src, rule, targets={"transformers": "4.57"})  # below 5.0: the ratio and the field stay
     assert "kw['warmup_ratio'] = 0.1" in below and "eval_strategy='epoch'" in below
 

@@ -566,6 +566,10 @@ class Resolver:
 
     def _call(self, call: ast.Call) -> Kind | None:
         func = call.func
+        if isinstance(func, ast.Attribute) and func.attr == "get" and 1 <= len(call.args) <= 2 and not call.keywords:
+            table = self._registry_values(func.value)
+            if table is not None:  # `MODEL_CLASSES.get(name, AutoModelForVision2Seq)`
+                return unify([*(self.kind_of(v) for v in table), *(self.kind_of(d) for d in call.args[1:])])
         if isinstance(func, ast.Attribute):
             method = func.attr
             recv = self.kind_of(func.value)

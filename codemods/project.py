@@ -71,6 +71,7 @@ class Project:
                 tree = ast.parse(source, str(path))
             except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
                 return None
+            _drop_function_bodies(tree.body)
             self._resolvers[path] = Resolver(FileAnalysis(source, tree), self, str(path))
         return self._resolvers[path]
 
@@ -120,6 +121,25 @@ class Project:
             return resolver.registry_kind(name)
         finally:
             self._active.discard(key)
+
+
+def _drop_function_bodies(body: list[ast.stmt]) -> None:
+    """What another file is asked for lives at module level and in class bodies (classes, their bases, methods'
+    signatures, registries): function bodies are replaced by `...` before that file is indexed, which is most of
+    its nodes. Module-level `if`/`try` blocks (import fallbacks, guarded definitions) are kept."""
+    for stmt in body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            first = stmt.body[0]
+            stmt.body = [ast.copy_location(ast.Expr(ast.copy_location(ast.Constant(...), first)), first)]
+        elif isinstance(stmt, ast.ClassDef):
+            _drop_function_bodies(stmt.body)
+        else:
+            for block in ("body", "orelse", "finalbody"):
+                inner = getattr(stmt, block, None)
+                if isinstance(inner, list) and inner and isinstance(inner[0], ast.stmt):
+                    _drop_function_bodies(inner)
+            for handler in getattr(stmt, "handlers", ()):
+                _drop_function_bodies(handler.body)
 
 
 def _module_at(base: Path, dotted: str) -> Path | None:

@@ -66,10 +66,12 @@ def main(model_dir: str, out_dir: str) -> None:
     faulthandler.dump_traceback_later(float(os.environ.get("DIST_TRAIN_TIMEOUT", "150")), exit=True)
     import torch
     import transformers
-    from peft import get_peft_model
 
-    import compat  # first: the HybridCache guard for transformers 5 + peft 0.16-0.17
+    import compat  # before peft: the HybridCache guard for transformers 5 + peft 0.16-0.17
     from compat.scenarios import SCENARIOS, dataset, load, lora_config, training_args
+
+    # isort: split
+    from peft import get_peft_model
 
     transformers.logging.set_verbosity_error()
     rank = int(os.environ["RANK"])

@@ -180,6 +180,7 @@ class Resolver:
         self._cache: dict[int, Kind | None] = {}
         self._visiting: set[int] = set()
         self._classes: dict[int, ClassInfo] = {}
+        self._returns: dict[int, list[ast.AST] | None] = {}
 
     # ------------------------------------------------------------------------------------------ public
     def kind_of(self, expr: ast.AST | None) -> Kind | None:
@@ -358,22 +359,33 @@ class Resolver:
         return None
 
     def _returned(self, fn: ast.FunctionDef, path: tuple[int, ...] = ()) -> Kind | None:
-        """What a local function returns (element `path` of a returned tuple): the kinds of its `return` values,
-        when every one returns a value and the body ends in a return or raise (no falling off the end, no yield)."""
-        values: list[ast.AST | None] = []
+        """What a local function returns (element `path` of a returned tuple): the kinds of its `return` values."""
+        values = self._return_values(fn)
+        if values is None:
+            return None
+        return unify(self._element(v, path) if path else self.kind_of(v) for v in values)
+
+    def _return_values(self, fn: ast.FunctionDef) -> list[ast.AST] | None:
+        """The values of a function's `return`s (its nested defs excluded), once per function; None unless every one
+        returns a value and the body ends in a return or raise (no falling off the end, no yield)."""
+        if id(fn) in self._returns:
+            return self._returns[id(fn)]
+        values: list[ast.AST] | None = []
         stack: list[ast.AST] = list(fn.body)
-        while stack:
+        while stack and values is not None:
             node = stack.pop()
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
                 continue
-            if isinstance(node, (ast.Yield, ast.YieldFrom)):
-                return None
-            if isinstance(node, ast.Return):
-                values.append(node.value)
-            stack.extend(ast.iter_child_nodes(node))
-        if not values or any(v is None for v in values) or not isinstance(fn.body[-1], (ast.Return, ast.Raise)):
-            return None
-        return unify(self._element(v, path) if path else self.kind_of(v) for v in values)  # type: ignore[arg-type]
+            if isinstance(node, (ast.Yield, ast.YieldFrom)) or (isinstance(node, ast.Return) and node.value is None):
+                values = None
+            elif isinstance(node, ast.Return):
+                values.append(node.value)  # type: ignore[arg-type]
+            else:
+                stack.extend(ast.iter_child_nodes(node))
+        if not values or not isinstance(fn.body[-1], (ast.Return, ast.Raise)):
+            values = None
+        self._returns[id(fn)] = values
+        return values
 
     def _annotation(self, ann: ast.AST) -> Kind | None:
         if isinstance(ann, ast.Constant):

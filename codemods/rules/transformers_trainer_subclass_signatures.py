@@ -175,10 +175,11 @@ class TransformersTrainerSubclassSignatures(Rule):
                 header=True,
             )
         bound = not has_param or method.param in {a.arg for a in [*_positional(fn), *fn.args.kwonlyargs]}
-        supers = [c for c in _calls_in(ctx, fn) if _super_call(c, fn.name) or self.base_call(c, fn.name)]
+        supers = [(c, False) for c in _calls_in(ctx, fn) if _super_call(c, fn.name)]
+        supers += [(c, True) for c in _calls_in(ctx, fn) if self.base_call(c, fn.name)]
         if bound and (method.super_gate is None or ctx.target_meets(method.super_gate)):
-            for call in supers:
-                if not _passes(call, method, self.base_call(call, fn.name)):
+            for call, explicit_self in supers:
+                if not _passes(call, method, explicit_self):
                     ctx.edit(
                         call,
                         _add_argument(method.param, keyword=method.positional < 0),
@@ -191,12 +192,9 @@ class TransformersTrainerSubclassSignatures(Rule):
 
     def base_call(self, call: ast.Call, name: str) -> bool:
         """`Trainer.<name>(self, ...)`: the base method called through a Trainer class (the user's or the library's)."""
-        func = call.func
-        if not (isinstance(func, ast.Attribute) and func.attr == name and call.args):
+        if not _through_class(call, name):
             return False
-        if not (isinstance(call.args[0], ast.Name) and call.args[0].id == "self"):
-            return False
-        kind = self.ctx.kinds.kind_of(func.value)
+        kind = self.ctx.kinds.kind_of(call.func.value)  # type: ignore[attr-defined]
         return kind is not None and kind.what == "ref" and hf.is_trainer_class(kind.qname)
 
     def explode(self, fn: ast.FunctionDef | ast.AsyncFunctionDef, added: str) -> str | None:
@@ -312,12 +310,15 @@ def _passes(call: ast.Call, method: _Method, explicit_self: bool = False) -> boo
 
 def _base_init(call: ast.Call) -> bool:
     """`super().__init__(...)`, `super(X, self).__init__(...)` or `Base.__init__(self, ...)`."""
-    if _super_call(call, "__init__"):
-        return True
+    return _super_call(call, "__init__") or _through_class(call, "__init__")
+
+
+def _through_class(call: ast.Call, method: str) -> bool:
+    """`Base.<method>(self, ...)` (or `pkg.Base.<method>(self, ...)`): a method called through a class."""
     func = call.func
     return (
         isinstance(func, ast.Attribute)
-        and func.attr == "__init__"
+        and func.attr == method
         and isinstance(func.value, (ast.Name, ast.Attribute))
         and bool(call.args)
         and isinstance(call.args[0], ast.Name)
